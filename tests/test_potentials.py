@@ -1,0 +1,179 @@
+"""One property suite over every potential, in float32 and float64."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import mirrorlib
+from mirrorlib import HyperbolicEntropy, NegativeEntropy, PNorm, potential
+
+POTENTIALS = [
+    NegativeEntropy(),
+    PNorm(1.1),
+    PNorm(1.5),
+    PNorm(2.0),
+    PNorm(2.5),
+    PNorm(3.0),
+    HyperbolicEntropy(0.1),
+    HyperbolicEntropy(1.0),
+]
+DTYPES = [torch.float32, torch.float64]
+MAGNITUDES = [0.0, 1e-15, 1e-8, 1e-3, 0.1, 0.5, 1.0, 3.0]
+
+
+def signed_grid(dtype):
+    m = torch.tensor(MAGNITUDES, dtype=dtype)
+    return torch.cat([m, -m[1:]])
+
+
+@pytest.mark.parametrize("pot", POTENTIALS, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+class TestPotentialProperties:
+    def test_round_trip(self, pot, dtype):
+        w = signed_grid(dtype)
+        back = pot.from_dual(pot.to_dual(w), torch.sign(w))
+        rtol = 1e-5 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(back, w, rtol=rtol, atol=0)
+
+    def test_maps_finite_at_zero_and_tiny(self, pot, dtype):
+        w = signed_grid(dtype)
+        for out in (pot.phi(w), pot.to_dual(w), pot.hess_diag(w), pot.bregman(w, w)):
+            assert torch.isfinite(out).all(), out
+        assert pot.from_dual(pot.to_dual(w), torch.sign(w))[0] == 0
+
+    def test_gradient_of_phi_is_mirror_map(self, pot, dtype):
+        w = signed_grid(torch.float64)
+        w = w[w.abs() > 1e-6].clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(pot.phi(w).sum(), w)
+        torch.testing.assert_close(grad, pot.to_dual(w.detach()), rtol=1e-10, atol=1e-12)
+
+    def test_hessian_is_derivative_of_mirror_map(self, pot, dtype):
+        w = signed_grid(torch.float64)
+        w = w[w.abs() > 1e-6].clone().requires_grad_(True)
+        (hess,) = torch.autograd.grad(pot.to_dual(w).sum(), w)
+        torch.testing.assert_close(hess, pot.hess_diag(w.detach()), rtol=1e-10, atol=1e-12)
+        assert (pot.hess_diag(w.detach()) > 0).all()
+
+    def test_bregman_nonnegative_and_zero_on_diagonal(self, pot, dtype):
+        gen = torch.Generator().manual_seed(0)
+        a = torch.randn(500, generator=gen, dtype=dtype)
+        b = torch.randn(500, generator=gen, dtype=dtype)
+        d = pot.bregman(a, b)
+        assert (d >= -1e-5).all()
+        assert torch.allclose(pot.bregman(a, a), torch.zeros_like(a), atol=1e-5)
+
+    def test_step_is_dual_space_step(self, pot, dtype):
+        gen = torch.Generator().manual_seed(1)
+        w = torch.randn(200, generator=gen, dtype=dtype)
+        g = torch.randn(200, generator=gen, dtype=dtype)
+        lr = 0.05
+        expected = pot.from_dual(pot.to_dual(w) - lr * g, torch.sign(w))
+        rtol = 1e-4 if dtype == torch.float32 else 1e-10
+        torch.testing.assert_close(pot.step(w, g, lr), expected, rtol=rtol, atol=1e-12)
+
+    def test_no_overflow_for_large_dual_values(self, pot, dtype):
+        theta = torch.tensor([1e3, -1e3, 1e30, -1e30], dtype=dtype)
+        w = pot.from_dual(theta, torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=dtype))
+        assert torch.isfinite(w).all()
+
+    def test_numpy_in_numpy_out(self, pot, dtype):
+        w = signed_grid(dtype).numpy()
+        out = pot.to_dual(w)
+        assert isinstance(out, np.ndarray) and out.dtype == w.dtype
+        np.testing.assert_allclose(out, pot.to_dual(torch.from_numpy(w)).numpy())
+        assert isinstance(pot.bregman(w, w), np.ndarray)
+
+
+def test_negative_entropy_keeps_signs_and_zero():
+    ne = NegativeEntropy()
+    w = torch.tensor([-2.0, -1e-3, 0.0, 1e-3, 2.0], dtype=torch.float64)
+    for g in (torch.full_like(w, 1e6), torch.full_like(w, -1e6)):
+        new = ne.step(w, g, 1.0)
+        assert torch.isfinite(new).all()
+        assert not (torch.sign(new) * torch.sign(w) < 0).any()
+        assert new[2] == 0
+
+
+def test_negative_entropy_is_multiplicative():
+    ne = NegativeEntropy()
+    w = torch.tensor([-0.5, 0.2, 3.0], dtype=torch.float64)
+    g = torch.tensor([0.3, -1.0, 0.1], dtype=torch.float64)
+    torch.testing.assert_close(ne.step(w, g, 0.1), w * torch.exp(-0.1 * torch.sign(w) * g))
+
+
+def test_negative_entropy_crossing_zero_is_infinitely_far():
+    ne = NegativeEntropy()
+    d = ne.bregman(torch.tensor([-0.1, 0.1, 0.1]), torch.tensor([0.1, -0.1, 0.0]))
+    assert torch.isinf(d).all()
+
+
+def test_negative_entropy_inverse_needs_sign():
+    with pytest.raises(ValueError, match="needs the sign"):
+        NegativeEntropy().from_dual(torch.zeros(3))
+
+
+def test_hypentropy_behaves_like_negative_entropy_for_large_weights():
+    w = torch.tensor([10.0, 100.0], dtype=torch.float64)
+    beta = 1e-3
+    hyp = HyperbolicEntropy(beta).to_dual(w)
+    ne = NegativeEntropy().to_dual(w)
+    # arcsinh(w/beta) = log(2 w / beta) + O((beta/w)^2): equal up to a constant shift
+    torch.testing.assert_close(
+        hyp - ne, torch.full_like(w, math.log(2 / beta) - 1), rtol=0, atol=1e-8
+    )
+
+
+def test_two_norm_is_identity_map():
+    w = torch.randn(10)
+    torch.testing.assert_close(PNorm(2).to_dual(w), w)
+    torch.testing.assert_close(PNorm(2).step(w, w, 0.5), 0.5 * w)
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("negative_entropy", NegativeEntropy()),
+        ("ne", NegativeEntropy()),
+        ("NE", NegativeEntropy()),
+        ("2-norm", PNorm(2.0)),
+        ("1.5-norm", PNorm(1.5)),
+        ("3-norm", PNorm(3.0)),
+        ("hypentropy", HyperbolicEntropy(1.0)),
+        ("hypentropy(beta=0.1)", HyperbolicEntropy(0.1)),
+    ],
+)
+def test_potential_by_name(name, expected):
+    assert potential(name) == expected
+    assert potential(expected) is expected
+
+
+def test_potential_name_round_trips():
+    for pot in POTENTIALS:
+        assert potential(pot.name) == pot
+
+
+def test_hypentropy_beta_argument():
+    assert potential("hypentropy", beta=0.25) == HyperbolicEntropy(0.25)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("euclid", r"unknown potential 'euclid'; valid names: negative_entropy"),
+        ("1-norm", r"finite p > 1"),
+        ("0.5-norm", r"finite p > 1"),
+        ("hypentropy(beta=-1)", r"beta > 0"),
+        ("hypentropy(beta=x)", r"cannot read beta"),
+    ],
+)
+def test_bad_potential_names(name, message):
+    with pytest.raises(ValueError, match=message):
+        potential(name)
+
+
+def test_available_potentials_lists_names():
+    names = mirrorlib.available_potentials()
+    assert "negative_entropy" in names and "ne" in names
+    assert any("norm" in n for n in names) and any("hypentropy" in n for n in names)
