@@ -215,7 +215,8 @@ class NegativeEntropy(Potential):
             )
         sign = torch.sign(sign).to(theta.dtype)
         log_max = math.log(_finfo(theta).max)
-        return _clamp_finite(sign * torch.exp((sign * theta - 1.0).clamp(max=log_max)))
+        magnitude = torch.exp((sign * theta - 1.0).clamp(max=log_max))
+        return _clamp_finite(torch.where(sign == 0, torch.zeros_like(magnitude), sign * magnitude))
 
     @_array_api(1)
     def hess_diag(self, w: torch.Tensor) -> torch.Tensor:

@@ -96,6 +96,12 @@ def test_negative_entropy_keeps_signs_and_zero():
         assert new[2] == 0
 
 
+def test_negative_entropy_zero_stays_zero_for_infinite_dual():
+    ne = NegativeEntropy()
+    theta = torch.tensor([math.inf, -math.inf, 5.0])
+    assert (ne.from_dual(theta, torch.zeros(3)) == 0).all()
+
+
 def test_negative_entropy_is_multiplicative():
     ne = NegativeEntropy()
     w = torch.tensor([-0.5, 0.2, 3.0], dtype=torch.float64)

@@ -1,0 +1,412 @@
+"""Optimisers: mirror descent under a potential, and sign-constrained gradient descent.
+
+Mirror descent with a separable potential ``phi`` and heavy-ball momentum, per weight ``w``::
+
+    g   = dL/dw + weight_decay * w
+    buf = momentum * buf + g                       (buf = g on the first step)
+    w  <- (phi')^-1( phi'(w) - lr * buf )          (the inverse map takes sign(w) where needed)
+
+With ``phi = w^2 / 2`` (the ``"2-norm"``) this is exactly ``torch.optim.SGD`` (dampening 0, no
+Nesterov). Two paths compute it and agree: a readable reference path that composes the maps
+(:func:`mirror_step`) and a fast path that runs one ``torch.compile``'d fused kernel per tensor.
+"""
+
+from __future__ import annotations
+
+import types
+import warnings
+from collections.abc import Callable, Iterable
+from functools import cache
+
+import torch
+from torch import Tensor
+from torch._dynamo.exc import TorchDynamoException
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+from torch.optim import SGD, Optimizer
+
+from mirrorlib.potentials import PNorm, Potential, potential
+
+__all__ = ["MirrorDescent", "SignConstrainedSGD", "mirror_descent", "mirror_step"]
+
+PotentialLike = str | Potential
+
+
+def mirror_step(w: Tensor, g: Tensor, lr: float | Tensor, potential: Potential) -> Tensor:
+    """One mirror-descent step written as the composition of the maps (the ground truth).
+
+    ``theta = phi'(w)``, ``theta' = theta - lr * g``, ``w' = (phi')^-1(theta', sign(w))``. Returns
+    a new tensor. :meth:`Potential.step` computes the same map, possibly in closed form.
+    """
+    theta = potential.to_dual(w) - lr * g
+    return potential.from_dual(theta, torch.sign(w))
+
+
+@cache
+def _resolve(name: PotentialLike) -> Potential:
+    return potential(name)
+
+
+def _is_euclidean(potential: Potential) -> bool:
+    return isinstance(potential, PNorm) and potential.p == 2.0
+
+
+def _momentum_trace(
+    w: Tensor, grad: Tensor, buf: Tensor | None, *, momentum: float, weight_decay: float
+) -> tuple[Tensor, Tensor | None]:
+    """``g = grad + weight_decay * w``, ``buf <- momentum * buf + g`` in place (``g`` at first).
+
+    Returns the step direction (``buf``, or ``g`` without momentum) and the buffer.
+    """
+    g = grad.add(w, alpha=weight_decay) if weight_decay != 0 else grad
+    if momentum == 0:
+        return g, None
+    if buf is None:
+        buf = g.detach().clone()
+    else:
+        buf.mul_(momentum).add_(g)
+    return buf, buf
+
+
+def _reference_update(
+    w: Tensor,
+    grad: Tensor,
+    buf: Tensor | None,
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    potential: Potential,
+) -> Tensor | None:
+    """Update one tensor in place, piece by piece; return its momentum buffer (None without)."""
+    g, buf = _momentum_trace(w, grad, buf, momentum=momentum, weight_decay=weight_decay)
+    w.copy_(mirror_step(w, g, lr, potential))
+    return buf
+
+
+def _sgd_update(
+    w: Tensor, grad: Tensor, buf: Tensor | None, *, lr: float, momentum: float, weight_decay: float
+) -> Tensor | None:
+    """The 2-norm's fast path: ``torch.optim.SGD``'s own in-place operations, no compile."""
+    g, buf = _momentum_trace(w, grad, buf, momentum=momentum, weight_decay=weight_decay)
+    w.add_(g, alpha=-lr)
+    return buf
+
+
+def _fused_update(potential: Potential, has_momentum: bool, has_weight_decay: bool) -> Callable:
+    """The whole update of one flat tensor as a single function, for ``torch.compile``.
+
+    Writes ``w`` (and ``buf``) in place; ``lr``, ``momentum``, ``weight_decay`` are 0-d tensors.
+    """
+
+    def update(w, grad, buf, lr, momentum, weight_decay):
+        g = grad + weight_decay * w if has_weight_decay else grad
+        if has_momentum:
+            buf.copy_(momentum * buf + g)
+            g = buf
+        w.copy_(potential.step(w, g, lr))
+
+    # Dynamo keeps compiled graphs on the code object, at most 8 variants each; closures share
+    # one code object, so each key gets its own copy (its own cache) instead.
+    code = update.__code__.replace()
+    return types.FunctionType(code, update.__globals__, update.__name__, None, update.__closure__)
+
+
+_COMPILED: dict[tuple[Potential, bool, bool], Callable] = {}
+_COMPILE_FAILED: set[tuple[Potential, bool, bool]] = set()
+
+
+def _compiled_update(key: tuple[Potential, bool, bool]) -> Callable | None:
+    """The compiled fused update for ``(potential, has_momentum, has_weight_decay)``.
+
+    Compiled once per process (dynamic shapes: one graph for every tensor size), None once
+    compiling has failed for this key.
+    """
+    if key in _COMPILE_FAILED:
+        return None
+    if key not in _COMPILED:
+        try:
+            _COMPILED[key] = torch.compile(_fused_update(*key), dynamic=True, fullgraph=True)
+        except RuntimeError as err:  # torch.compile unsupported on this platform
+            _compile_failed(key, err)
+            return None
+    return _COMPILED[key]
+
+
+def _compile_failed(key: tuple[Potential, bool, bool], err: Exception) -> None:
+    if not _COMPILE_FAILED:
+        warnings.warn(
+            f"mirrorlib: torch.compile failed ({type(err).__name__}: {err}); MirrorDescent falls "
+            "back to its (slower) reference path",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    _COMPILE_FAILED.add(key)
+
+
+def _single_tensor_mirror_descent(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor | None],
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    potential: Potential,
+) -> None:
+    for i, w in enumerate(params):
+        buf = _reference_update(
+            w,
+            grads[i],
+            momentum_buffers[i] if momentum != 0 else None,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            potential=potential,
+        )
+        if momentum != 0:
+            momentum_buffers[i] = buf
+
+
+_PACK_NUMEL = 1 << 16  # tensors this small share one compiled call: it costs ~15 us each
+
+
+def _units(params: list[Tensor]) -> list[list[int]]:
+    """Indices per compiled call: small tensors packed by (device, dtype), large ones alone."""
+    packs: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    alone = []
+    for i, w in enumerate(params):
+        if w.numel() <= _PACK_NUMEL:
+            packs.setdefault((w.device, w.dtype), []).append(i)
+        else:
+            alone.append([i])
+    return list(packs.values()) + alone
+
+
+def _run_compiled(
+    update: Callable,
+    ws: list[Tensor],
+    grads: list[Tensor],
+    bufs: list[Tensor] | None,
+    scalars: tuple[Tensor, ...],
+) -> None:
+    """Run the compiled update once over the tensors ``ws`` (and ``bufs``) laid end to end.
+
+    A contiguous tensor is updated in place through flat views; several tensors (or a
+    non-contiguous one) are flattened into one buffer, updated, and copied back.
+    """
+    if len(ws) == 1 and all(t.is_contiguous() for t in ws + (bufs or [])):
+        flat_buf = None if bufs is None else bufs[0].view(-1)
+        update(ws[0].detach().view(-1), grads[0].reshape(-1), flat_buf, *scalars)
+        return
+    flat_w = _flatten_dense_tensors(ws)
+    flat_buf = None if bufs is None else _flatten_dense_tensors(bufs)
+    update(flat_w, _flatten_dense_tensors(grads), flat_buf, *scalars)
+    torch._foreach_copy_(ws, _unflatten_dense_tensors(flat_w, ws))
+    if bufs is not None:
+        torch._foreach_copy_(bufs, _unflatten_dense_tensors(flat_buf, bufs))
+
+
+def _fused_mirror_descent(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor | None],
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    potential: Potential,
+) -> None:
+    hyper = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
+    if _is_euclidean(potential):
+        for i, w in enumerate(params):
+            buf = _sgd_update(w, grads[i], momentum_buffers[i] if momentum != 0 else None, **hyper)
+            if momentum != 0:
+                momentum_buffers[i] = buf
+        return
+    key = (potential, momentum != 0, weight_decay != 0)
+    update = _compiled_update(key)
+    if update is not None and momentum != 0:
+        for i, w in enumerate(params):
+            if momentum_buffers[i] is None:  # momentum * 0 + g = g: SGD's first buffer
+                momentum_buffers[i] = torch.zeros_like(w, memory_format=torch.contiguous_format)
+    scalars: dict[tuple[torch.device, torch.dtype], tuple[Tensor, ...]] = {}
+    for unit in _units(params):
+        if update is not None:
+            w = params[unit[0]]
+            if (w.device, w.dtype) not in scalars:
+                # 0-d tensors, not floats: a new lr (a scheduler) must not trigger a recompile.
+                # At least float32, like eager's scalars; 0-d tensors do not promote w's dtype.
+                dtype = torch.promote_types(w.dtype, torch.float32)
+                scalars[w.device, w.dtype] = tuple(
+                    torch.full((), v, dtype=dtype, device=w.device) for v in hyper.values()
+                )
+            ws, gs = [params[i] for i in unit], [grads[i] for i in unit]
+            bufs = [momentum_buffers[i] for i in unit] if momentum != 0 else None
+            try:
+                _run_compiled(update, ws, gs, bufs, scalars[w.device, w.dtype])
+                continue
+            except TorchDynamoException as err:  # compile errors surface on the first call
+                _compile_failed(key, err)
+                update = None
+        for i in unit:
+            buf = momentum_buffers[i] if momentum != 0 else None
+            buf = _reference_update(params[i], grads[i], buf, **hyper, potential=potential)
+            if momentum != 0:
+                momentum_buffers[i] = buf
+
+
+@torch.no_grad()
+def mirror_descent(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor | None],
+    *,
+    lr: float,
+    potential: PotentialLike = "2-norm",
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    fast: bool = True,
+) -> None:
+    """Functional mirror descent: update ``params`` in place (see :class:`MirrorDescent`).
+
+    ``momentum_buffers`` holds one buffer per parameter when ``momentum != 0`` (None entries are
+    created, on the first step, equal to the gradient) and is updated in place; it is ignored
+    otherwise. ``grads`` are never modified. ``fast=False`` runs the reference path.
+    """
+    pot = _resolve(potential)
+    impl = _fused_mirror_descent if fast else _single_tensor_mirror_descent
+    impl(
+        params,
+        grads,
+        momentum_buffers,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        potential=pot,
+    )
+
+
+def _check_hyperparameters(group: dict) -> None:
+    for name in ("lr", "momentum", "weight_decay"):
+        if not group[name] >= 0.0:
+            raise ValueError(f"invalid {name}: {group[name]!r} (must be >= 0)")
+    _resolve(group["potential"])
+
+
+class MirrorDescent(Optimizer):
+    r"""Mirror descent with heavy-ball momentum, a potential per parameter group.
+
+    For each parameter ``w`` with gradient ``dL/dw``:
+
+    .. math::
+        g = \frac{\partial L}{\partial w} + \lambda w, \qquad
+        b \leftarrow \mu b + g \ (b = g \text{ on the first step}), \qquad
+        w \leftarrow (\nabla\phi)^{-1}\big(\nabla\phi(w) - \eta\, b\big).
+
+    With the ``"2-norm"`` this is ``torch.optim.SGD(lr, momentum, weight_decay)`` (dampening 0,
+    Nesterov off), state ``"momentum_buffer"`` included; with ``"ne"`` (negative entropy) it is
+    exponentiated gradient, ``w <- w exp(-lr sign(w) b)``, which never changes a sign.
+
+    Args:
+        params: parameters or parameter groups; a group may set its own ``"potential"``
+            (a name such as ``"ne"``, ``"3-norm"``, or a :class:`Potential`), ``lr``, ...
+        lr: learning rate ``eta >= 0`` (read from the group at each step: schedulers work).
+        potential: the default potential ``phi``.
+        momentum: heavy-ball factor ``mu >= 0`` on the raw gradient.
+        weight_decay: ``lambda >= 0``, added to the gradient (``p.grad`` is left untouched).
+        fast: run the fused ``torch.compile``'d kernel (compiled once per process and
+            potential; falls back to the reference path, with a warning, if compiling fails);
+            ``False`` runs the readable reference path that composes the maps.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict],
+        lr: float,
+        potential: PotentialLike = "2-norm",
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        *,
+        fast: bool = True,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "potential": potential,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "fast": fast,
+        }
+        _check_hyperparameters(defaults)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        _check_hyperparameters({**self.defaults, **param_group})
+        super().add_param_group(param_group)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Take one step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if any(p.grad.is_sparse for p in params):
+                raise RuntimeError("MirrorDescent does not support sparse gradients")
+            has_momentum = group["momentum"] != 0
+            buffers = [self.state[p].get("momentum_buffer") for p in params] if has_momentum else []
+            mirror_descent(
+                params,
+                [p.grad for p in params],
+                buffers,
+                lr=float(group["lr"]),
+                potential=group["potential"],
+                momentum=group["momentum"],
+                weight_decay=group["weight_decay"],
+                fast=group["fast"],
+            )
+            if has_momentum:
+                for p, buf in zip(params, buffers, strict=True):
+                    self.state[p]["momentum_buffer"] = buf
+        return loss
+
+
+class SignConstrainedSGD(SGD):
+    r"""Projected gradient descent that keeps every weight's initial sign (a baseline).
+
+    Each step is a ``torch.optim.SGD`` step followed by the Euclidean projection onto the orthant
+    of the initial signs ``s = sign(w_0)``:
+
+    .. math:: w \leftarrow s \max(s\, w, 0),
+
+    so a weight whose sign would flip is set to 0, and a weight at 0 can regrow only with its
+    original sign. ``s`` is taken when a parameter is first updated and kept in the state as
+    ``"sign"``; a weight that is exactly 0 then has no sign to keep and stays at 0.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict],
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Take an SGD step, then project onto the initial signs' orthant."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        for p in params:
+            if "sign" not in self.state[p]:
+                self.state[p]["sign"] = torch.sign(p).detach()
+        super().step()
+        for p in params:
+            sign = self.state[p]["sign"]
+            p.copy_(sign * (sign * p).clamp_min(0))
+        return loss
