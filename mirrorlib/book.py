@@ -1,0 +1,448 @@
+"""Execute every chapter of the book once with papermill, then build the HTML book from them.
+
+Each chapter in _toc.yml (a MyST notebook, book/NAME.md) runs in its own folder with the
+parameters scale, device, seed, results_dir and figures_dir injected after its cell tagged
+"parameters". Outputs, for a scale S:
+
+  _build/executed/S/book/NAME.ipynb   the executed chapter (written only when it succeeds)
+  _build/results/S/                   result tables, and book_timing.csv (the timing table)
+  _build/figures/S/                   figures (PNG and PDF)
+  _build/html/                        the book, built from the executed notebooks
+
+The HTML build executes nothing; it runs jupyter-book with -W -n --keep-going on a clean
+output folder, so any warning fails it. A failing chapter does not stop the others: its
+partial notebook is kept as NAME.failed.ipynb (its old NAME.ipynb is removed), the failing
+cell is named, and the HTML is not built. With --chapters, the HTML is built when every other
+chapter has been executed before at the same scale (those earlier executions are reused).
+
+Exit status: 0 when every chapter ran (and the HTML was built, unless skipped as above),
+1 when a chapter or the HTML build failed, 2 for bad arguments or a broken _toc.yml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mirrorlib.results import write_table
+
+__all__ = [
+    "BookError",
+    "BookReport",
+    "ChapterRun",
+    "Page",
+    "add_arguments",
+    "main",
+    "read_toc",
+    "resolve_device",
+    "run_book",
+]
+
+SCALES = ("ci", "paper")
+DEVICES = ("auto", "cpu", "cuda")
+KERNEL_NAME = "python3"
+TIMING_TABLE = "book_timing"
+_JUPYTER_BOOK = "from jupyter_book.cli.main import main; main()"
+_SPHINX_PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL|SEVERE):")
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class BookError(Exception):
+    """Bad arguments or a broken book configuration (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the table of contents."""
+
+    docname: str
+    """Path without suffix, relative to the book's root, as in _toc.yml (``book/geometry``)."""
+    source: Path
+    """The file the page is written in (``.md`` or ``.ipynb``)."""
+    is_notebook: bool
+    """True for a chapter that is executed (a notebook, or MyST markdown with a kernelspec)."""
+
+    @property
+    def name(self) -> str:
+        """The chapter's name on the command line: the file name without suffix."""
+        return Path(self.docname).name
+
+
+@dataclass(frozen=True)
+class ChapterRun:
+    """The outcome of executing one chapter."""
+
+    name: str
+    status: str
+    seconds: float
+    error: str = ""
+
+
+@dataclass
+class BookReport:
+    """What :func:`run_book` did."""
+
+    scale: str
+    chapters: list[ChapterRun] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    html_status: str = "skipped"
+    html_seconds: float = 0.0
+    html_note: str = ""
+    total_seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        """True when a chapter or the HTML build failed."""
+        return self.html_status == "failed" or any(c.status == "failed" for c in self.chapters)
+
+    def timing(self) -> pd.DataFrame:
+        """The timing table: one row per executed chapter, and one for the HTML build."""
+        rows = [(c.name, c.status, round(c.seconds, 1)) for c in self.chapters]
+        if self.html_status != "skipped":
+            rows.append(("html build", self.html_status, round(self.html_seconds, 1)))
+        return pd.DataFrame(rows, columns=["chapter", "status", "seconds"])
+
+    def format(self) -> str:
+        """The timing table, the total, and what went wrong, as printed at the end of a run."""
+        table = self.timing()
+        width = max([len("chapter"), len("total"), *table["chapter"].map(len)])
+        lines = [f"{'chapter':<{width}}  {'status':<7}  {'wall time':>9}"]
+        lines += [
+            f"{row.chapter:<{width}}  {row.status:<7}  {row.seconds:>7.1f} s"
+            for row in table.itertuples()
+        ]
+        lines.append(f"{'total':<{width}}  {'':<7}  {self.total_seconds:>7.1f} s")
+        lines += [f"FAILED {c.name}: {c.error}" for c in self.chapters if c.status == "failed"]
+        if self.reused:
+            lines.append(f"reused earlier executions of: {', '.join(self.reused)}")
+        if self.html_note:
+            lines.append(self.html_note)
+        return "\n".join(lines)
+
+
+def resolve_device(device: str) -> str:
+    """Map ``auto`` to ``cuda`` when torch sees a GPU, else ``cpu``; refuse an absent GPU."""
+    import torch
+
+    if device not in DEVICES:
+        raise BookError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BookError("--device cuda, but torch.cuda.is_available() is False on this machine")
+    return device
+
+
+def _toc_entries(node: Any) -> Iterator[str]:
+    """Every ``root`` and ``file`` in a _toc.yml structure, in reading order."""
+    if isinstance(node, dict):
+        for key in ("root", "file"):
+            if key in node:
+                yield str(node[key])
+        for value in node.values():
+            if isinstance(value, list):
+                for item in value:
+                    yield from _toc_entries(item)
+
+
+def _has_kernelspec(path: Path) -> bool:
+    """True when a MyST markdown file's front matter names a kernel (it is a notebook)."""
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return False
+    end = text.find("\n---", 3)
+    if end < 0:
+        return False
+    front = yaml.safe_load(text[3:end])
+    return isinstance(front, dict) and "kernelspec" in front
+
+
+def read_toc(root: Path) -> list[Page]:
+    """The pages listed in ``root/_toc.yml``, in order, each resolved to its source file."""
+    import yaml
+
+    toc_path = root / "_toc.yml"
+    if not toc_path.is_file():
+        raise BookError(f"no _toc.yml in {root} (run from the repository root, or pass --root)")
+    pages = []
+    for entry in _toc_entries(yaml.safe_load(toc_path.read_text(encoding="utf-8"))):
+        docname = entry.removesuffix(".md").removesuffix(".ipynb")
+        for suffix in (".md", ".ipynb"):
+            source = root / f"{docname}{suffix}"
+            if source.is_file():
+                notebook = suffix == ".ipynb" or _has_kernelspec(source)
+                pages.append(Page(docname, source, notebook))
+                break
+        else:
+            raise BookError(f"_toc.yml lists {entry!r}, but {docname}.md does not exist")
+    names = [page.name for page in pages if page.is_notebook]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise BookError(f"chapter names must be unique; _toc.yml repeats {', '.join(twice)}")
+    return pages
+
+
+def _describe_failure(exc: Exception) -> str:
+    """One line naming the failing cell (for a cell error) and the error."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, BookError):
+        return str(exc)
+    if isinstance(exc, PapermillExecutionError):
+        first_line = next((line for line in exc.source.splitlines() if line.strip()), "")
+        evalue = (exc.evalue.splitlines() or [""])[0]
+        return f"cell In [{exc.exec_count}] `{first_line.strip()}`: {exc.ename}: {evalue}"
+    message = (str(exc).splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {message}"
+
+
+def execute_chapter(page: Page, executed_dir: Path, parameters: dict[str, Any]) -> ChapterRun:
+    """Execute one chapter with papermill into ``executed_dir/<docname>.ipynb``.
+
+    The kernel runs in the chapter's folder. The notebook is written to a temporary file and
+    renamed only on success; on failure the partial notebook becomes ``NAME.failed.ipynb``.
+    """
+    import jupytext
+    import nbformat
+    import papermill
+
+    target = executed_dir / f"{page.docname}.ipynb"
+    failed = target.with_name(f"{page.name}.failed.ipynb")
+    tmp = target.with_name(f".{page.name}.{uuid.uuid4().hex}.ipynb")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    failed.unlink(missing_ok=True)
+    start = time.perf_counter()
+    try:
+        notebook = jupytext.read(page.source)
+        if not any("parameters" in cell.metadata.get("tags", []) for cell in notebook.cells):
+            raise BookError(f"{page.source.name} has no cell tagged 'parameters'")
+        notebook = papermill.execute_notebook(
+            notebook,
+            tmp,
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            cwd=page.source.parent,
+            progress_bar={"desc": page.name, "leave": False},
+        )
+        for cell in notebook.cells:
+            tags = cell.metadata.get("tags", [])
+            if "injected-parameters" in tags and "remove-cell" not in tags:
+                tags.append("remove-cell")
+        nbformat.write(notebook, tmp)
+        os.replace(tmp, target)
+        return ChapterRun(page.name, "ok", time.perf_counter() - start)
+    except Exception as exc:
+        target.unlink(missing_ok=True)
+        if tmp.exists():
+            os.replace(tmp, failed)
+        error = _describe_failure(exc)
+        if failed.exists():
+            error += f" (see {failed})"
+        return ChapterRun(page.name, "failed", time.perf_counter() - start, error)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _drop_excludes(config: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
+    """The config without the exclude patterns that would hide the executed notebooks."""
+    patterns = config.get("exclude_patterns", [])
+    kept = [p for p in patterns if not any(fnmatch.fnmatchcase(path, p) for path in paths)]
+    return {**config, "exclude_patterns": kept}
+
+
+def _assemble_source(root: Path, pages: Sequence[Page], executed_dir: Path, source: Path) -> None:
+    """Lay out a book source tree whose chapters are the executed notebooks.
+
+    Copies the folders holding the pages (without the chapters' own .md/.ipynb), the
+    executed notebooks in their place, ``_toc.yml``, the bibliography and ``_config.yml``.
+    """
+    import yaml
+
+    chapters = [page for page in pages if page.is_notebook]
+    replaced = {page.source.with_suffix(ext) for page in chapters for ext in (".md", ".ipynb")}
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        skip = {"_build", "__pycache__"}
+        return [n for n in names if n.startswith(".") or n in skip or Path(folder, n) in replaced]
+
+    source.mkdir(parents=True)
+    for folder in sorted({page.source.parent for page in pages} - {root}):
+        shutil.copytree(
+            folder, source / folder.relative_to(root), ignore=ignore, dirs_exist_ok=True
+        )
+    for page in pages:
+        if page.source.parent == root and not page.is_notebook:
+            shutil.copy2(page.source, source / page.source.name)
+    for page in chapters:
+        shutil.copy2(executed_dir / f"{page.docname}.ipynb", source / f"{page.docname}.ipynb")
+    shutil.copy2(root / "_toc.yml", source / "_toc.yml")
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    for bib in config.get("bibtex_bibfiles", []):
+        if not (source / bib).exists():
+            (source / bib).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / bib, source / bib)
+    config = _drop_excludes(config, [f"{page.docname}.ipynb" for page in chapters])
+    (source / "_config.yml").write_text(
+        yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+
+
+def build_html(root: Path, pages: Sequence[Page], executed_dir: Path, scale: str) -> Path:
+    """Build ``root/_build/html`` from the executed notebooks; return its ``index.html``.
+
+    Raises :class:`RuntimeError` with Sphinx's warnings when the build fails.
+    """
+    build = root / "_build"
+    source = build / "source" / scale
+    shutil.rmtree(source, ignore_errors=True)
+    _assemble_source(root, pages, executed_dir, source)
+    for folder in ("html", ".doctrees", "jupyter_execute"):
+        shutil.rmtree(build / folder, ignore_errors=True)
+    command = [sys.executable, "-c", _JUPYTER_BOOK, "build", str(source)]
+    command += ["--path-output", str(root), "-W", "-n", "--keep-going"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    output = _ANSI_ESCAPE.sub("", done.stdout + done.stderr)
+    log = build / "logs" / f"jupyter-book-{scale}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(output, encoding="utf-8")
+    if done.returncode != 0:
+        problems = [line for line in output.splitlines() if _SPHINX_PROBLEM.search(line)]
+        detail = "\n".join(problems or output.splitlines()[-20:])
+        raise RuntimeError(f"jupyter-book build failed (full log: {log}):\n{detail}")
+    return build / "html" / "index.html"
+
+
+def run_book(
+    root: str | os.PathLike = ".",
+    scale: str = "ci",
+    chapters: Sequence[str] | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    html: bool = True,
+) -> BookReport:
+    """Execute the chapters of the book in ``root`` (all, or those named) and build its HTML.
+
+    Writes the timing table to ``_build/results/<scale>/book_timing.csv``. Raises
+    :class:`BookError` for bad arguments; chapter and build failures are in the report.
+    """
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    root = Path(root).resolve()
+    if scale not in SCALES:
+        raise BookError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    pages = read_toc(root)
+    if html and not (root / "_config.yml").is_file():
+        raise BookError(f"no _config.yml in {root} (pass --no-html to only execute the chapters)")
+    notebooks = [page for page in pages if page.is_notebook]
+    known = [page.name for page in notebooks]
+    unknown = [name for name in chapters or [] if name not in known]
+    if unknown:
+        raise BookError(
+            f"unknown chapter {', '.join(map(repr, unknown))}; "
+            f"the chapters in _toc.yml are: {', '.join(known) or 'none'}"
+        )
+    selected = [page for page in notebooks if chapters is None or page.name in chapters]
+    build = root / "_build"
+    executed_dir = build / "executed" / scale
+    results_dir = build / "results" / scale
+    parameters = {
+        "scale": scale,
+        "device": resolve_device(device),
+        "seed": seed,
+        "results_dir": str(results_dir),
+        "figures_dir": str(build / "figures" / scale),
+    }
+    report = BookReport(scale)
+    for page in tqdm(selected, desc="chapters", unit="chapter"):
+        run = execute_chapter(page, executed_dir, parameters)
+        if run.status == "failed":
+            tqdm.write(f"FAILED {run.name}: {run.error}", file=sys.stderr)
+        report.chapters.append(run)
+    failed = [run.name for run in report.chapters if run.status == "failed"]
+    others = [page for page in notebooks if page not in selected]
+    missing = [p.name for p in others if not (executed_dir / f"{p.docname}.ipynb").is_file()]
+    if not html:
+        report.html_note = "HTML not built (--no-html)"
+    elif failed:
+        report.html_note = f"HTML not built: {', '.join(failed)} failed"
+    elif missing:
+        report.html_note = (
+            f"HTML not built: never executed at scale {scale}: {', '.join(missing)} "
+            "(run them, or run the whole book)"
+        )
+    else:
+        report.reused = [page.name for page in others]
+        tqdm.write("building the HTML (jupyter-book build -W -n --keep-going)", file=sys.stderr)
+        html_start = time.perf_counter()
+        try:
+            index = build_html(root, pages, executed_dir, scale)
+            report.html_status = "ok"
+            report.html_note = f"HTML book: {index}"
+        except RuntimeError as exc:
+            report.html_status = "failed"
+            report.html_note = str(exc)
+        report.html_seconds = time.perf_counter() - html_start
+    report.total_seconds = time.perf_counter() - start
+    write_table(report.timing(), results_dir, TIMING_TABLE)
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``book`` command's options to ``parser``."""
+    parser.add_argument(
+        "--scale",
+        choices=SCALES,
+        default="ci",
+        help="ci: minutes on a laptop CPU; paper: the paper's settings (GPU advised)",
+    )
+    parser.add_argument(
+        "--chapters",
+        nargs="+",
+        metavar="NAME",
+        help="execute only these chapters (file names in _toc.yml without suffix)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="auto (default): cuda when torch sees a GPU, else cpu",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of every chapter (default: 0)")
+    parser.add_argument("--no-html", action="store_true", help="execute only; build no HTML")
+    parser.add_argument(
+        "--root", type=Path, default=Path("."), help="the book's root folder (default: .)"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the ``book`` command; return its exit status."""
+    try:
+        report = run_book(
+            root=args.root,
+            scale=args.scale,
+            chapters=args.chapters,
+            device=args.device,
+            seed=args.seed,
+            html=not args.no_html,
+        )
+    except BookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.format())
+    return 1 if report.failed else 0

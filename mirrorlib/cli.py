@@ -1,0 +1,51 @@
+"""Command line: ``python -m mirrorlib recover ...`` and ``python -m mirrorlib book ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from mirrorlib import book, recovery_cli
+
+    parser = argparse.ArgumentParser(
+        prog="python -m mirrorlib",
+        description="mirrorlib: synaptic geometry, mirror descent and geometry recovery.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    recovery_cli.add_arguments(
+        sub.add_parser(
+            "recover",
+            help="recover the geometry of plasticity from weights before and after learning",
+            description=recovery_cli.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    book.add_arguments(
+        sub.add_parser(
+            "book",
+            help="execute every chapter and build the HTML book",
+            description=book.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = _build_parser().parse_args(argv)
+    if args.command == "recover":
+        from mirrorlib import recovery_cli
+
+        return recovery_cli.main(args)
+    from mirrorlib import book
+
+    return book.main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

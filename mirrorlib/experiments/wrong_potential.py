@@ -1,0 +1,501 @@
+"""Which geometry made this change? The experiments of the chapter "The wrong-potential test"
+(``book/wrong_potential.md``, the paper's Fig 3 and a power analysis beyond it).
+
+No network is trained. Weights ``w0`` are drawn, moved by a Gaussian change in the dual space of
+a *true* potential, ``w = from_dual(to_dual(w0) + sigma xi)``
+(:func:`mirrorlib.recovery.simulate_after`), and every *hypothesised* potential is scored by the
+Delta-CDF of its own dual change (:func:`mirrorlib.recovery.scan_geometry`).
+
+- :func:`run_fig3`: the paper's Fig 3. Per ``w0`` law (normal or signed log-normal), true
+  potential and seed, the Delta-CDF of every candidate (negative entropy, p-norms, hyperbolic
+  entropies), uncentred (the paper's statistic) and centred (the library's default).
+- :func:`truth_beats_candidate`, :func:`best_candidate_share`, :func:`summarise_fig3`: from the
+  Fig 3 table, how often the true potential scores lower than each candidate on the same data,
+  how often each candidate is the best, and where each panel's minimum sits.
+- :func:`run_recovery_power`: how often a two-candidate scan picks the true potential (and
+  rules the alternative out with its bootstrap) as a function of the number of synapses and of
+  the size of the change.
+- :func:`smallest_n`: from the power table, the fewest synapses reaching a target rate.
+- :func:`kurtosis_wrong_potential`: the first-order theory, the kurtosis of the scale mixture
+  a wrong potential sees for log-normal ``w0``.
+
+All functions are deterministic: the same configuration gives the same table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mirrorlib.init import signed_lognormal_
+from mirrorlib.potentials import HyperbolicEntropy, NegativeEntropy, PNorm, potential
+from mirrorlib.recovery import MIN_WEIGHTS, scan_geometry, simulate_after
+from mirrorlib.stats import delta_cdf_floor
+
+__all__ = [
+    "FIG3_COLUMNS",
+    "POWER_COLUMNS",
+    "PRESETS",
+    "W0_LAWS",
+    "WrongPotentialConfig",
+    "best_candidate_share",
+    "config",
+    "fig3_candidates",
+    "kurtosis_wrong_potential",
+    "run_fig3",
+    "run_recovery_power",
+    "sample_w0",
+    "smallest_n",
+    "summarise_fig3",
+    "truth_beats_candidate",
+]
+
+W0_LAWS = ("normal", "lognormal")
+"""Laws of the weights before the change: N(0, 1/100), or signed log-normal with
+``E|w| = std|w| = 0.1`` (:func:`mirrorlib.init.signed_lognormal_`)."""
+
+FIG3_COLUMNS = (
+    "w0",
+    "true_potential",
+    "candidate",
+    "family",
+    "p",
+    "beta",
+    "seed",
+    "centered",
+    "n",
+    "delta_cdf",
+    "relative_change",
+    "excluded",
+    "floor_mean",
+    "floor_std",
+)
+"""Columns of :func:`run_fig3`'s table."""
+
+POWER_COLUMNS = (
+    "pair",
+    "true_potential",
+    "alternative",
+    "exponent_gap",
+    "change",
+    "n",
+    "repetitions",
+    "relative_change",
+    "identified",
+    "ruled_out",
+    "delta_cdf_true",
+    "delta_cdf_alternative",
+    "floor",
+)
+"""Columns of :func:`run_recovery_power`'s table."""
+
+
+@dataclass(frozen=True)
+class WrongPotentialConfig:
+    """Settings of the chapter's two experiments (see :data:`PRESETS`).
+
+    Fig 3: ``n_weights`` weights per draw, each law in ``w0_laws``, each potential in
+    ``true_potentials``; the change is ``sigma = change_factor * |to_dual(change_ref)|`` in the
+    true potential's dual space; candidates are negative entropy, ``p_grid`` and hyperbolic
+    entropy with each scale in ``betas``; ``n_seeds`` draws.
+
+    Power: for each ``(true, alternative)`` in ``pairs``, each target relative change in
+    ``changes`` (``sigma = change * rms(to_dual(w0))``) and each number of synapses in
+    ``n_synapses``, ``repetitions`` draws of ``power_w0`` weights, each scanned with
+    ``n_boot`` bootstrap replicates at ``confidence``.
+    """
+
+    n_weights: int = 1000
+    w0_laws: tuple[str, ...] = W0_LAWS
+    true_potentials: tuple[str, ...] = ("negative_entropy", "2-norm", "3-norm")
+    p_grid: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(11, 31))
+    betas: tuple[float, ...] = (0.01, 0.1, 1.0)
+    change_factor: float = 0.1
+    change_ref: float = 0.1
+    n_seeds: int = 30
+    pairs: tuple[tuple[str, str], ...] = (
+        ("negative_entropy", "1.2-norm"),
+        ("negative_entropy", "1.5-norm"),
+        ("negative_entropy", "2-norm"),
+        ("negative_entropy", "3-norm"),
+        ("2-norm", "2.5-norm"),
+        ("2-norm", "3-norm"),
+    )
+    changes: tuple[float, ...] = (0.05, 0.1, 0.3)
+    n_synapses: tuple[int, ...] = (100, 300, 1000, 3000)
+    repetitions: int = 20
+    n_boot: int = 40
+    confidence: float = 0.95
+    power_w0: str = "lognormal"
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self)
+
+
+def _check(cfg: WrongPotentialConfig) -> None:
+    """Raise ``ValueError`` naming the first bad setting."""
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ValueError(f"bad wrong-potential config: {message}")
+
+    need(cfg.n_weights >= MIN_WEIGHTS, f"n_weights must be >= {MIN_WEIGHTS}, got {cfg.n_weights}")
+    need(cfg.n_seeds >= 1, f"n_seeds must be >= 1, got {cfg.n_seeds}")
+    need(cfg.repetitions >= 1, f"repetitions must be >= 1, got {cfg.repetitions}")
+    need(cfg.n_boot >= 1, f"n_boot must be >= 1 (the power needs the bootstrap), got {cfg.n_boot}")
+    need(0 < cfg.confidence < 1, f"confidence must be in (0, 1), got {cfg.confidence}")
+    for law in (*cfg.w0_laws, cfg.power_w0):
+        need(law in W0_LAWS, f"unknown w0 law {law!r}; choose from {W0_LAWS}")
+    need(len(cfg.n_synapses) > 0, "n_synapses is empty")
+    for n in cfg.n_synapses:
+        need(int(n) == n and n >= MIN_WEIGHTS, f"each n_synapses must be >= {MIN_WEIGHTS}, got {n}")
+    for value, label in [(c, "changes") for c in cfg.changes] + [
+        (cfg.change_factor, "change_factor"),
+        (cfg.change_ref, "change_ref"),
+    ]:
+        need(math.isfinite(value) and value > 0, f"{label} must be finite and > 0, got {value}")
+    need(all(p > 1 for p in cfg.p_grid), f"every p in p_grid must be > 1, got {cfg.p_grid}")
+    need(all(b > 0 for b in cfg.betas), f"every beta must be > 0, got {cfg.betas}")
+    names = list(cfg.true_potentials) + [name for pair in cfg.pairs for name in pair]
+    for name in names:
+        try:
+            potential(name)
+        except (ValueError, TypeError) as err:
+            need(False, str(err))
+    for true, alternative in cfg.pairs:
+        need(
+            potential(true).name != potential(alternative).name,
+            f"a pair needs two different potentials, got ({true!r}, {alternative!r})",
+        )
+
+
+PRESETS: dict[str, WrongPotentialConfig] = {
+    "ci": WrongPotentialConfig(),
+    "paper": WrongPotentialConfig(
+        n_synapses=(100, 150, 200, 300, 500, 700, 1000, 2000, 3000, 5000),
+        repetitions=100,
+        n_boot=200,
+    ),
+}
+"""``ci``: Fig 3 at the paper's settings (cheap: no bootstrap) and a coarse power grid, 4
+sample sizes with 20 repetitions per cell and 40 bootstrap replicates (under a minute on one
+core). ``paper``: Fig 3 unchanged; 10 sample sizes from 100 to 5000, 100 repetitions per cell
+and 200 bootstrap replicates (about half an hour on one core)."""
+
+
+def config(scale: str = "ci", **overrides) -> WrongPotentialConfig:
+    """The preset ``scale`` (``"ci"`` or ``"paper"``) with fields replaced by ``overrides``."""
+    if scale not in PRESETS:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(PRESETS)}")
+    unknown = sorted(set(overrides) - {f.name for f in fields(WrongPotentialConfig)})
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)} for the wrong-potential test")
+    return replace(PRESETS[scale], **overrides)
+
+
+def _stream_seed(*keys: int) -> int:
+    """A 32-bit seed for the random stream named by ``keys`` (independent streams)."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
+
+
+def sample_w0(law: str, n: int, seed: int) -> np.ndarray:
+    """``n`` float64 weights before learning, drawn from ``law`` with a torch generator.
+
+    ``"normal"``: N(0, 1/100). ``"lognormal"``: signed log-normal with ``E|w| = std|w| = 0.1``
+    and random signs (:func:`mirrorlib.init.signed_lognormal_`).
+    """
+    if law not in W0_LAWS:
+        raise ValueError(f"unknown w0 law {law!r}; choose from {W0_LAWS}")
+    generator = torch.Generator().manual_seed(int(seed))
+    if law == "normal":
+        return (torch.randn(n, generator=generator, dtype=torch.float64) / 10).numpy()
+    w0 = torch.empty(n, dtype=torch.float64)
+    return signed_lognormal_(w0, mean=0.1, std=0.1, generator=generator).numpy()
+
+
+def fig3_candidates(cfg: WrongPotentialConfig) -> list[str]:
+    """Names of the hypothesised potentials of Fig 3: NE, the p-grid, hyperbolic entropies."""
+    names = [NegativeEntropy(), *(PNorm(p) for p in cfg.p_grid)]
+    names += [HyperbolicEntropy(b) for b in cfg.betas]
+    return [pot.name for pot in names]
+
+
+def _describe(name: str) -> dict:
+    pot = potential(name)
+    if isinstance(pot, PNorm):
+        return {"family": "p-norm", "p": pot.p, "beta": math.nan}
+    if isinstance(pot, HyperbolicEntropy):
+        return {"family": "hypentropy", "p": math.nan, "beta": pot.beta}
+    return {"family": "negative_entropy", "p": math.nan, "beta": math.nan}
+
+
+def run_fig3(cfg: WrongPotentialConfig | None = None) -> pd.DataFrame:
+    """The paper's Fig 3: Delta-CDF of every hypothesised potential's dual change.
+
+    For each law of ``w0`` and seed ``seed + s`` (``s < n_seeds``), ``n_weights`` weights are
+    drawn (:func:`sample_w0`) and, with the same standard normal ``xi`` for every true
+    potential, moved to ``from_dual(to_dual(w0) + change_factor |to_dual(change_ref)| xi)``.
+    Each candidate's exact Delta-CDF comes from :func:`mirrorlib.recovery.scan_geometry`
+    (no bootstrap), uncentred and centred.
+
+    One row per ``(w0, true_potential, seed, centered, candidate)`` with the columns of
+    :data:`FIG3_COLUMNS`: ``family`` (``negative_entropy``, ``p-norm``, ``hypentropy``), ``p``
+    or ``beta`` (NaN when not applicable), ``delta_cdf`` and ``relative_change`` (the
+    candidate's ``||dual change|| / ||to_dual(w0)||``; both NaN when ``excluded``: negative
+    entropy cannot have produced a sign change), and the finite-sample floor of ``n``
+    Gaussian values for that statistic (``floor_mean``, ``floor_std``).
+    """
+    cfg = cfg or PRESETS["ci"]
+    candidates = fig3_candidates(cfg)
+    described = {name: _describe(name) for name in candidates}
+    n = cfg.n_weights
+    floors = {c: delta_cdf_floor(n, centered=c, spread=True) for c in (False, True)}
+    rows = []
+    for law in cfg.w0_laws:
+        for s in range(cfg.n_seeds):
+            seed = cfg.seed + s
+            w0 = sample_w0(law, n, seed)
+            for true in cfg.true_potentials:
+                pot = potential(true)
+                sigma = cfg.change_factor * abs(float(pot.to_dual(np.float64(cfg.change_ref))))
+                w = simulate_after(w0, pot, sigma, seed=seed)
+                for centered in (False, True):
+                    scan = scan_geometry(w0, w, candidates, n_boot=0, centered=centered)
+                    scores = scan.set_index("potential")
+                    for name in candidates:
+                        rows.append(
+                            {
+                                "w0": law,
+                                "true_potential": pot.name,
+                                "candidate": name,
+                                **described[name],
+                                "seed": seed,
+                                "centered": centered,
+                                "n": n,
+                                "delta_cdf": float(scores.at[name, "delta_cdf"]),
+                                "relative_change": float(scores.at[name, "relative_change"]),
+                                "excluded": bool(scores.at[name, "excluded"]),
+                                "floor_mean": floors[centered][0],
+                                "floor_std": floors[centered][1],
+                            }
+                        )
+    return pd.DataFrame(rows, columns=list(FIG3_COLUMNS))
+
+
+def truth_beats_candidate(table: pd.DataFrame) -> pd.DataFrame:
+    """From a :func:`run_fig3` table: how often the truth scores lower than each candidate.
+
+    Paired by seed (same data for every candidate). One row per ``(w0, true_potential,
+    centered, candidate)`` other than the truth, with ``family``, ``p``, ``beta``,
+    ``n_seeds``, ``fraction`` = share of seeds where ``delta_cdf(truth) < delta_cdf
+    (candidate)`` (an excluded candidate counts as beaten) and ``distance``, the exponent gap
+    ``|q - p|`` between candidate and truth (negative entropy as ``p = 1``; NaN for
+    hyperbolic entropy).
+    """
+    keys = ["w0", "true_potential", "centered", "seed"]
+    truth = table[table["candidate"] == table["true_potential"]][[*keys, "delta_cdf"]]
+    merged = table.merge(truth, on=keys, suffixes=("", "_truth"))
+    merged = merged[merged["candidate"] != merged["true_potential"]]
+    beaten = merged["excluded"] | (merged["delta_cdf_truth"] < merged["delta_cdf"])
+    merged = merged.assign(beaten=beaten.astype(float))
+    group = ["w0", "true_potential", "centered", "candidate", "family", "p", "beta"]
+    out = merged.groupby(group, sort=False, dropna=False)["beaten"].agg(["size", "mean"])
+    out = out.reset_index().rename(columns={"size": "n_seeds", "mean": "fraction"})
+    gaps = {
+        (t, c): round(abs(_exponent(c) - _exponent(t)), 10)
+        for t, c in set(zip(out["true_potential"], out["candidate"], strict=True))
+    }
+    out["distance"] = [
+        gaps[t, c] for t, c in zip(out["true_potential"], out["candidate"], strict=True)
+    ]
+    return out
+
+
+def best_candidate_share(
+    table: pd.DataFrame, families: tuple[str, ...] = ("negative_entropy", "p-norm")
+) -> pd.DataFrame:
+    """From a :func:`run_fig3` table: how often each candidate scores lowest in a seed.
+
+    Only candidates of ``families`` compete (by default negative entropy and the p-norms, the
+    paper's scan). One row per ``(w0, true_potential, centered, candidate)`` that was best in
+    at least one seed, with ``p`` and ``share`` (fraction of seeds).
+    """
+    keys = ["w0", "true_potential", "centered"]
+    pool = table[table["family"].isin(families) & table["delta_cdf"].notna()]
+    best = pool.loc[pool.groupby([*keys, "seed"], sort=False)["delta_cdf"].idxmin()]
+    seeds = table.groupby(keys, sort=False)["seed"].nunique().rename("n_seeds")
+    counts = best.groupby([*keys, "candidate", "p"], sort=False, dropna=False).size()
+    out = counts.rename("count").reset_index().merge(seeds.reset_index(), on=keys)
+    out["share"] = out["count"] / out["n_seeds"]
+    return out.drop(columns=["count", "n_seeds"])
+
+
+def summarise_fig3(
+    table: pd.DataFrame, families: tuple[str, ...] = ("negative_entropy", "p-norm")
+) -> pd.DataFrame:
+    """One row per panel and statistic of Fig 3: where the curve's minimum sits.
+
+    Columns ``w0, true_potential, centered``; ``truth_mean`` and ``truth_std`` (Delta-CDF of
+    the true potential over seeds); ``floor_mean``, ``floor_std``; ``mean_curve_best`` (the
+    candidate of ``families`` with the lowest mean) and ``mean_curve_gap`` (its mean minus the
+    truth's: 0 when the truth is lowest); ``share_truth_best`` (fraction of seeds in which the
+    truth scores lowest, :func:`best_candidate_share`).
+    """
+    keys = ["w0", "true_potential", "centered"]
+    pool = table[table["family"].isin(families)]
+    means = pool.groupby([*keys, "candidate"], sort=False)["delta_cdf"].mean().dropna()
+    shares = best_candidate_share(table, families)
+    rows = []
+    for key, panel in table.groupby(keys, sort=False):
+        truth = panel[panel["candidate"] == key[1]]["delta_cdf"]
+        curve = means.loc[key]
+        won = shares[
+            (shares[keys] == pd.Series(key, index=keys)).all(axis=1)
+            & (shares["candidate"] == key[1])
+        ]
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "truth_mean": float(truth.mean()),
+                "truth_std": float(truth.std(ddof=1)),
+                "floor_mean": float(panel["floor_mean"].iloc[0]),
+                "floor_std": float(panel["floor_std"].iloc[0]),
+                "mean_curve_best": str(curve.idxmin()),
+                "mean_curve_gap": float(curve.min() - truth.mean()),
+                "share_truth_best": float(won["share"].sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _exponent(name: str) -> float:
+    """The power of ``|w|`` in ``phi''``, plus 2: ``p`` for a p-norm, 1 for negative entropy."""
+    pot = potential(name)
+    if isinstance(pot, PNorm):
+        return pot.p
+    if isinstance(pot, NegativeEntropy):
+        return 1.0
+    return math.nan
+
+
+def kurtosis_wrong_potential(true: str, alternative: str, sigma_log: float) -> float:
+    """First-order kurtosis of the dual change an ``alternative`` potential sees.
+
+    If ``log|w0|`` is normal with standard deviation ``sigma_log``, the alternative's dual
+    change is ``c |w0|^d xi`` with ``d`` the exponent gap (:func:`_exponent`), a log-normal
+    scale mixture of Gaussians whose kurtosis is ``3 exp(4 d^2 sigma_log^2)`` (3 is Gaussian).
+    """
+    gap = _exponent(alternative) - _exponent(true)
+    return 3.0 * math.exp(4.0 * gap**2 * sigma_log**2)
+
+
+def run_recovery_power(cfg: WrongPotentialConfig | None = None) -> pd.DataFrame:
+    """How many synapses does it take to tell two potentials apart?
+
+    For repetition ``r`` a draw of ``max(n_synapses)`` weights from ``power_w0`` and a
+    standard normal ``xi`` are shared by every pair, change size and sample size (smaller
+    samples are the first ``n`` synapses). The true potential's dual value moves by
+    ``sigma xi`` with ``sigma = change * rms(to_dual(w0))`` over the whole draw, so ``change``
+    is the relative change ``||dual change|| / ||to_dual(w0)||`` the experiment is built for.
+    :func:`mirrorlib.recovery.scan_geometry` (centred, ``n_boot`` replicates) then compares
+    the two candidates.
+
+    One row per ``(pair, change, n)`` with the columns of :data:`POWER_COLUMNS`:
+    ``exponent_gap`` (``q - p``, negative entropy counting as ``p = 1``), ``relative_change``
+    (mean measured in the true dual space), ``identified`` (fraction of repetitions where the
+    truth has the lower Delta-CDF), ``ruled_out`` (fraction where, in addition, the bootstrap
+    finds the alternative worse at ``confidence``), the mean Delta-CDF of both, and the
+    centred finite-sample floor for ``n`` values.
+    """
+    cfg = cfg or PRESETS["ci"]
+    n_max = int(max(cfg.n_synapses))
+    cells: dict[tuple, list] = {}
+    for r in range(cfg.repetitions):
+        seed = _stream_seed(cfg.seed, 1, r)
+        w0_full = sample_w0(cfg.power_w0, n_max, seed)
+        for true, alternative in cfg.pairs:
+            pot, alt = potential(true), potential(alternative)
+            dual0 = pot.to_dual(w0_full)
+            for change in cfg.changes:
+                sigma = change * float(np.sqrt(np.mean(dual0**2)))
+                w_full = simulate_after(w0_full, pot, sigma, seed=seed)
+                for n in cfg.n_synapses:
+                    scan = scan_geometry(
+                        w0_full[:n],
+                        w_full[:n],
+                        [pot, alt],
+                        n_boot=cfg.n_boot,
+                        confidence=cfg.confidence,
+                        seed=seed,
+                    ).set_index("potential")
+                    truth_best = scan.attrs["best"] == pot.name
+                    ruled = truth_best and (
+                        bool(scan.at[alt.name, "excluded"])
+                        or not bool(scan.at[alt.name, "indistinguishable"])
+                    )
+                    cells.setdefault((pot.name, alt.name, change, int(n)), []).append(
+                        (
+                            scan.at[pot.name, "relative_change"],
+                            truth_best,
+                            ruled,
+                            scan.at[pot.name, "delta_cdf"],
+                            scan.at[alt.name, "delta_cdf"],
+                            scan.attrs["floor"],
+                        )
+                    )
+    rows = []
+    for (true, alternative, change, n), values in cells.items():
+        rel, best, ruled, d_true, d_alt, floor = np.asarray(values, dtype=float).T
+        rows.append(
+            {
+                "pair": f"{true} vs {alternative}",
+                "true_potential": true,
+                "alternative": alternative,
+                "exponent_gap": round(_exponent(alternative) - _exponent(true), 10),
+                "change": change,
+                "n": n,
+                "repetitions": len(values),
+                "relative_change": float(rel.mean()),
+                "identified": float(best.mean()),
+                "ruled_out": float(ruled.mean()),
+                "delta_cdf_true": float(np.nanmean(d_true)),
+                "delta_cdf_alternative": float(np.nanmean(d_alt)),
+                "floor": float(floor[0]),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(POWER_COLUMNS))
+
+
+def smallest_n(table: pd.DataFrame, criterion: str = "ruled_out", level: float = 0.9):
+    """The fewest synapses (on the table's grid) at which ``criterion`` reaches ``level``.
+
+    ``table`` from :func:`run_recovery_power`; ``criterion`` is ``"identified"`` or
+    ``"ruled_out"``. The rate must stay at or above ``level`` for every larger ``n`` too.
+    Returns a frame with one row per pair (in table order) and one column per ``change``;
+    NaN where even the largest ``n`` falls short.
+    """
+    if criterion not in ("identified", "ruled_out"):
+        raise ValueError(f"criterion must be 'identified' or 'ruled_out', got {criterion!r}")
+    if not 0 < level <= 1:
+        raise ValueError(f"level must be in (0, 1], got {level}")
+
+    def first_n(cell: pd.DataFrame) -> float:
+        cell = cell.sort_values("n")
+        ok = (cell[criterion] >= level).to_numpy()
+        tail_ok = np.flip(np.logical_and.accumulate(np.flip(ok)))
+        return float(cell["n"].to_numpy()[tail_ok][0]) if tail_ok.any() else math.nan
+
+    out = (
+        table.groupby(["pair", "change"], sort=False)[["n", criterion]]
+        .apply(first_n)
+        .unstack("change")
+    )
+    out = out.reindex(list(dict.fromkeys(table["pair"])))
+    out.columns = [float(c) for c in out.columns]
+    out.index.name, out.columns.name = "pair", "change"
+    return out

@@ -1,0 +1,158 @@
+"""Result tables and figure files for the book's chapters.
+
+Every chapter follows the same path: run an experiment, :func:`write_table` its tidy result,
+:func:`read_table` it back, plot from the table alone and :func:`save_figure`. Files are written
+atomically (a temporary file in the same folder, then :func:`os.replace`), so an interrupted run
+never leaves a half-written table or figure behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "ChapterContext",
+    "chapter_context",
+    "glue",
+    "read_table",
+    "save_figure",
+    "write_table",
+]
+
+FIGURE_DPI = 200
+"""Resolution of the PNG figures: sharp in the HTML book and on paper."""
+
+
+@dataclass(frozen=True)
+class ChapterContext:
+    """Where a chapter writes, what it runs on, and its numpy generator."""
+
+    results_dir: Path
+    figures_dir: Path
+    seed: int
+    device: torch.device
+    rng: np.random.Generator
+
+
+def chapter_context(
+    results_dir: str | os.PathLike,
+    figures_dir: str | os.PathLike,
+    seed: int,
+    device: str | torch.device = "cpu",
+) -> ChapterContext:
+    """Prepare a chapter run: create both folders, seed ``random`` and torch from ``seed``.
+
+    Experiments should draw from explicit generators (``ctx.rng`` for numpy, a
+    ``torch.Generator`` for torch); seeding torch's global generator makes what does not
+    (``torch.nn`` default initialisation, say) repeatable as well.
+    """
+    results = Path(results_dir).resolve()
+    figures = Path(figures_dir).resolve()
+    results.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return ChapterContext(results, figures, seed, torch.device(device), np.random.default_rng(seed))
+
+
+def _check_name(name: str, *suffixes: str) -> None:
+    """Reject names that are paths or carry an extension the helper adds itself."""
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"a result name must be a plain file name without folders, got {name!r}")
+    for suffix in suffixes:
+        if name.lower().endswith(suffix):
+            raise ValueError(f"give the name without its extension: {name[: -len(suffix)]!r}")
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_table(df: pd.DataFrame, results_dir: str | os.PathLike, name: str) -> Path:
+    """Write ``df`` as the tidy CSV ``results_dir/name.csv`` and return its path.
+
+    A meaningful index (named, or anything but the default ``0..n-1``) becomes ordinary
+    columns, so the file holds every variable as a column. The same frame always gives the
+    same bytes.
+    """
+    _check_name(name, ".csv")
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"write_table takes a pandas DataFrame, got {type(df).__name__}")
+    index = df.index
+    default_index = (
+        isinstance(index, pd.RangeIndex)
+        and index.start == 0
+        and index.step == 1
+        and index.name is None
+    )
+    if not default_index:
+        df = df.reset_index()
+    path = Path(results_dir) / f"{name}.csv"
+    return _write_atomic(path, lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n"))
+
+
+def read_table(results_dir: str | os.PathLike, name: str) -> pd.DataFrame:
+    """Read the table ``results_dir/name.csv`` written by :func:`write_table`."""
+    _check_name(name, ".csv")
+    path = Path(results_dir) / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no result table {name!r}: {path} does not exist")
+    return pd.read_csv(path)
+
+
+def save_figure(
+    fig: Figure, figures_dir: str | os.PathLike, name: str, dpi: int = FIGURE_DPI
+) -> list[Path]:
+    """Save ``fig`` as ``figures_dir/name.png`` and ``name.pdf``; return both paths.
+
+    Name figures after the paper's figure they reproduce (``fig3_wrong_potential``). The PDF
+    carries no creation date, so the same figure always gives the same file.
+    """
+    _check_name(name, ".png", ".pdf")
+    folder = Path(figures_dir)
+    return [
+        _write_atomic(
+            folder / f"{name}.{fmt}",
+            partial(fig.savefig, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata),
+        )
+        for fmt, metadata in (("png", {}), ("pdf", {"CreationDate": None}))
+    ]
+
+
+def glue(name: str, value, display: bool = True) -> None:
+    """Make ``value`` citable in the book's prose as ``{glue:}`name```.
+
+    In the book build this is ``myst_nb.glue``; where myst-nb is not installed (Colab, Binder)
+    the value is simply shown when ``display`` is true, so chapters run everywhere.
+    """
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+
+            show(value)
+        return
+    myst_glue(name, value, display=display)

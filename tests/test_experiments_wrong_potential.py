@@ -1,0 +1,200 @@
+"""The wrong-potential experiments (paper Fig 3 and the power analysis) at small settings."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from mirrorlib.experiments import wrong_potential as wp
+from mirrorlib.results import write_table
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def fig3_table():
+    cfg = wp.config(
+        "ci",
+        w0_laws=("lognormal",),
+        true_potentials=("negative_entropy", "2-norm"),
+        p_grid=(1.1, 1.5, 2.0, 2.5, 3.0),
+        betas=(0.1,),
+        n_seeds=6,
+    )
+    return wp.run_fig3(cfg)
+
+
+@pytest.fixture(scope="module")
+def power_table():
+    cfg = wp.config(
+        "ci",
+        pairs=(("negative_entropy", "3-norm"), ("negative_entropy", "1.5-norm")),
+        changes=(0.1,),
+        n_synapses=(100, 1000),
+        repetitions=10,
+        n_boot=20,
+    )
+    return wp.run_recovery_power(cfg)
+
+
+def test_fig3_table_has_the_documented_columns(fig3_table):
+    assert tuple(fig3_table.columns) == wp.FIG3_COLUMNS
+    # 1 law x 2 truths x 6 seeds x 2 statistics x 7 candidates (NE, 5 p-norms, 1 hypentropy)
+    assert len(fig3_table) == 2 * 6 * 2 * 7
+    assert set(fig3_table["family"]) == {"negative_entropy", "p-norm", "hypentropy"}
+    assert set(fig3_table["centered"]) == {False, True}
+    floors = fig3_table.groupby("centered")["floor_mean"].first()
+    assert floors[True] < floors[False]  # centring removes the sample-mean noise
+
+
+@pytest.mark.parametrize("true", ["negative_entropy", "2-norm"])
+@pytest.mark.parametrize("centered", [False, True])
+def test_mean_delta_cdf_is_smallest_at_the_true_potential(fig3_table, true, centered):
+    panel = fig3_table[
+        (fig3_table["true_potential"] == true) & (fig3_table["centered"] == centered)
+    ]
+    means = panel.groupby("candidate")["delta_cdf"].mean().dropna()
+    assert means.idxmin() == true
+    # the truth's dual change is exactly Gaussian: its Delta-CDF sits at the floor
+    floor, spread = panel["floor_mean"].iloc[0], panel["floor_std"].iloc[0]
+    assert abs(means[true] - floor) < 2 * spread
+
+
+def test_negative_entropy_is_excluded_when_signs_change(fig3_table):
+    ne = fig3_table[fig3_table["candidate"] == "negative_entropy"]
+    assert ne.loc[ne["true_potential"] == "2-norm", "excluded"].all()
+    assert not ne.loc[ne["true_potential"] == "negative_entropy", "excluded"].any()
+    assert ne.loc[ne["excluded"], "delta_cdf"].isna().all()
+
+
+def test_truth_beats_candidate_is_a_fraction_of_seeds(fig3_table):
+    beats = wp.truth_beats_candidate(fig3_table)
+    assert (beats["n_seeds"] == 6).all()
+    assert beats["fraction"].between(0, 1).all()
+    assert not (beats["candidate"] == beats["true_potential"]).any()
+    excluded = beats[
+        (beats["true_potential"] == "2-norm") & (beats["family"] == "negative_entropy")
+    ]
+    assert (excluded["fraction"] == 1.0).all()
+
+
+def test_summaries_of_fig3_agree_with_the_table(fig3_table):
+    summary = wp.summarise_fig3(fig3_table)
+    assert len(summary) == 2 * 2  # truths x statistics
+    shares = wp.best_candidate_share(fig3_table)
+    total = shares.groupby(["w0", "true_potential", "centered"])["share"].sum()
+    assert np.allclose(total, 1.0)
+    assert (summary["mean_curve_best"] == summary["true_potential"]).all()
+    assert summary["share_truth_best"].between(0, 1).all()
+    beats = wp.truth_beats_candidate(fig3_table)
+    ne = beats[beats["true_potential"] == "negative_entropy"].set_index("candidate")
+    assert ne.loc["1.5-norm", "distance"].iloc[0] == pytest.approx(0.5)
+    assert ne.loc["hypentropy(beta=0.1)", "distance"].isna().all()
+
+
+def test_power_table_has_the_documented_columns(power_table):
+    assert tuple(power_table.columns) == wp.POWER_COLUMNS
+    assert len(power_table) == 2 * 1 * 2
+    assert (power_table["repetitions"] == 10).all()
+    assert np.allclose(power_table["relative_change"], 0.1, atol=0.01)
+    assert set(power_table["exponent_gap"]) == {0.5, 2.0}
+
+
+def test_power_grows_with_the_number_of_synapses(power_table):
+    rates = power_table.set_index(["alternative", "n"])
+    assert rates.loc[("3-norm", 1000), "identified"] >= 0.9
+    assert rates.loc[("3-norm", 1000), "ruled_out"] >= 0.9
+    for column in ("identified", "ruled_out"):
+        assert rates.loc[("1.5-norm", 1000), column] >= rates.loc[("1.5-norm", 100), column]
+    assert (power_table["ruled_out"] <= power_table["identified"]).all()
+
+
+def test_same_config_gives_byte_identical_tables(power_table, tmp_path):
+    cfg = wp.config(
+        "ci",
+        pairs=(("negative_entropy", "3-norm"), ("negative_entropy", "1.5-norm")),
+        changes=(0.1,),
+        n_synapses=(100, 1000),
+        repetitions=10,
+        n_boot=20,
+    )
+    first = write_table(power_table, tmp_path / "a", "power").read_bytes()
+    second = write_table(wp.run_recovery_power(cfg), tmp_path / "b", "power").read_bytes()
+    assert first == second
+
+
+def test_smallest_n_needs_the_rate_to_stay_above_the_level():
+    table = pd.DataFrame(
+        {
+            "pair": ["a"] * 4 + ["b"] * 4,
+            "change": [0.1] * 8,
+            "n": [100, 300, 1000, 3000] * 2,
+            "identified": [0.95, 0.8, 0.92, 1.0, 0.2, 0.3, 0.5, 0.7],
+            "ruled_out": [0.0] * 8,
+        }
+    )
+    out = wp.smallest_n(table, "identified", 0.9)
+    assert out.loc["a", 0.1] == 1000
+    assert math.isnan(out.loc["b", 0.1])
+    with pytest.raises(ValueError, match="criterion must be"):
+        wp.smallest_n(table, "best")
+
+
+def test_kurtosis_of_the_scale_mixture():
+    assert wp.kurtosis_wrong_potential("2-norm", "2-norm", 1.0) == 3.0
+    sigma_log = math.sqrt(math.log(2.0))  # log-normal |w0| with mean = std
+    assert wp.kurtosis_wrong_potential("negative_entropy", "1.5-norm", sigma_log) == pytest.approx(
+        6
+    )
+    assert wp.kurtosis_wrong_potential("2-norm", "2.5-norm", sigma_log) == pytest.approx(6)
+
+
+def test_sample_w0_matches_the_paper():
+    lognormal = np.abs(wp.sample_w0("lognormal", 200_000, seed=1))
+    assert lognormal.mean() == pytest.approx(0.1, rel=0.02)
+    assert lognormal.std() == pytest.approx(0.1, rel=0.05)
+    assert wp.sample_w0("normal", 200_000, seed=1).std() == pytest.approx(0.1, rel=0.01)
+    assert np.array_equal(wp.sample_w0("normal", 10, 3), wp.sample_w0("normal", 10, 3))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"n_weights": 50}, r"n_weights must be >= 100"),
+        ({"w0_laws": ("uniform",)}, r"unknown w0 law 'uniform'"),
+        ({"true_potentials": ("4-nrm",)}, r"unknown potential '4-nrm'"),
+        ({"pairs": (("2-norm", "2.0-norm"),)}, r"two different potentials"),
+        ({"n_synapses": (50, 100)}, r"each n_synapses must be >= 100"),
+        ({"changes": (0.0,)}, r"changes must be finite and > 0"),
+        ({"n_boot": 0}, r"n_boot must be >= 1"),
+        ({"confidence": 1.5}, r"confidence must be in \(0, 1\)"),
+        ({"p_grid": (0.5, 2.0)}, r"every p in p_grid must be > 1"),
+        ({"colour": "red"}, r"unknown setting\(s\) colour"),
+    ],
+)
+def test_bad_config_raises_a_clear_error(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        wp.config("ci", **overrides)
+
+
+def test_unknown_scale_is_refused():
+    with pytest.raises(ValueError, match=r"unknown scale 'huge'; choose one of \['ci', 'paper'\]"):
+        wp.config("huge")
+
+
+def test_plots_draw_from_the_tables(fig3_table, power_table):
+    from mirrorlib import plotting
+
+    axes = plotting.plot_fig3_wrong_potential(fig3_table)
+    assert axes.shape == (1, 2)
+    assert axes[0, 0].get_yscale() == "log"
+    beats = plotting.plot_truth_beats_candidate(wp.truth_beats_candidate(fig3_table))
+    assert len(beats) == 2
+    power = plotting.plot_recovery_power(power_table)
+    assert power.shape == (2, 1)
+    assert all(ax.get_title() == "" for ax in power[1])
+    matplotlib.pyplot.close("all")
