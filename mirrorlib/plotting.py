@@ -638,3 +638,120 @@ def plot_recovery_power(
         title_fontsize=8,
     )
     return axes
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear regression (book/wrong_potential.md, the paper's Fig 2): the table of
+# mirrorlib.experiments.linear_regression.run in, axes out.
+# ---------------------------------------------------------------------------------------------
+
+__all__ += ["plot_fig2_linear_regression"]
+
+_CORR_LABELS = {2.0: "short-range", 1.0: "long-range"}
+_ROW_LABELS = {"negative_entropy": "negative entropy"}
+
+
+def _median_band(sub: pd.DataFrame, column: str, band: tuple[float, float]) -> pd.DataFrame:
+    """Median and ``band`` quantiles of ``column`` over seeds, one row per ``D`` (sorted)."""
+    stats = sub.groupby("D")[column]
+    return pd.DataFrame(
+        {
+            "median": stats.median(),
+            "lo": stats.quantile(band[0]),
+            "hi": stats.quantile(band[1]),
+            "N": sub.groupby("D")["N"].first(),
+        }
+    ).sort_index()
+
+
+def plot_fig2_linear_regression(
+    table: pd.DataFrame,
+    axes: np.ndarray | None = None,
+    band: tuple[float, float] = (0.05, 0.95),
+) -> np.ndarray:
+    """The paper's Fig 2 from :func:`mirrorlib.experiments.linear_regression.run`.
+
+    One row of panels per trained potential; for each correlation power ``p`` (in table
+    order) two columns: the Delta-CDF of the dual change, then its relative size
+    ``||diff|| / ||grad_phi(w0)||``, both against ``D`` on log axes. One colour per ``alpha``
+    (``N = D^alpha``): the median over seeds, with a band between the ``band`` quantiles.
+    Delta-CDF panels also draw the finite-sample floor of ``D`` independent Gaussian values
+    (``delta_cdf_floor``, grey dashed) and of ``D`` Gaussian values correlated like the inputs
+    (``delta_cdf_null``, black dotted); the 2-norm's relative-change panels draw the
+    prediction ``sqrt(2 N / D)`` (dashed, in each alpha's colour). Returns the axes.
+    """
+    pots = list(dict.fromkeys(table["potential"]))
+    powers = list(dict.fromkeys(table["corr_power"]))
+    alphas = sorted(table["alpha"].unique())
+    if axes is None:
+        _, axes = plt.subplots(
+            len(pots),
+            2 * len(powers),
+            figsize=(2.7 * 2 * len(powers) + 1.8, 2.3 * len(pots) + 0.4),
+            sharex=True,
+            squeeze=False,
+            layout="constrained",
+        )
+    axes = np.asarray(axes).reshape(len(pots), 2 * len(powers))
+    colors = {
+        a: plt.get_cmap("viridis")(0.15 + 0.6 * k / max(len(alphas) - 1, 1))
+        for k, a in enumerate(alphas)
+    }
+    for i, pot in enumerate(pots):
+        for j, p in enumerate(powers):
+            cell = table[(table["potential"] == pot) & (table["corr_power"] == p)]
+            ax_d, ax_r = axes[i, 2 * j], axes[i, 2 * j + 1]
+            refs = cell.groupby("D")[["delta_cdf_floor", "delta_cdf_null"]].first().sort_index()
+            ax_d.plot(refs.index, refs["delta_cdf_floor"], color="0.55", ls="--", lw=1.2)
+            ax_d.plot(refs.index, refs["delta_cdf_null"], color="k", ls=":", lw=1.5)
+            for alpha in alphas:
+                sub = cell[cell["alpha"] == alpha]
+                for ax, column in ((ax_d, "delta_cdf"), (ax_r, "relative_change")):
+                    s = _median_band(sub, column, band)
+                    ax.plot(s.index, s["median"], color=colors[alpha], marker="o", ms=3, lw=1.5)
+                    ax.fill_between(s.index, s["lo"], s["hi"], color=colors[alpha], alpha=0.2, lw=0)
+                    if column == "relative_change" and pot == "2-norm":
+                        pred = np.sqrt(2 * s["N"] / s.index.to_numpy(float))
+                        ax.plot(s.index, pred, color=colors[alpha], ls="--", lw=1.2)
+            for ax in (ax_d, ax_r):
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.yaxis.set_minor_formatter(plt.NullFormatter())
+                if i == len(pots) - 1:
+                    ax.set_xlabel("number of weights $D$")
+            if i == 0:
+                heading = f"$p = {p:g}$ ({_CORR_LABELS.get(float(p), 'correlated')})"
+                ax_d.set_title(heading + "\n" + r"$\Delta$CDF of dual change", fontsize=9)
+                ax_r.set_title(heading + "\nrelative dual change", fontsize=9)
+            if j == 0:
+                ax_d.set_ylabel(f"trained with {_ROW_LABELS.get(pot, pot)}")
+    for i in range(len(pots)):
+        _shared_y(axes[i, 0::2])
+        _shared_y(axes[i, 1::2])
+    handles = [
+        Line2D([], [], color=colors[a], marker="o", ms=3, lw=1.5, label=f"$N = D^{{{a:g}}}$")
+        for a in alphas
+    ]
+    handles.append(
+        Line2D([], [], color="0.5", alpha=0.4, lw=7, label=f"{band[0]:.0%}–{band[1]:.0%} of seeds")
+    )
+    handles.append(Line2D([], [], color="0.55", ls="--", lw=1.2, label="floor, independent values"))
+    handles.append(Line2D([], [], color="k", ls=":", lw=1.5, label="floor, correlated like inputs"))
+    handles.append(Line2D([], [], color="0.3", ls="--", lw=1.2, label=r"2-norm: $\sqrt{2N/D}$"))
+    axes[0, -1].legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8
+    )
+    return axes
+
+
+_LOG_TICKS = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0)
+
+
+def _shared_y(axes: np.ndarray) -> None:
+    """Give log-scaled ``axes`` the same y-limits (the union of theirs) and readable ticks."""
+    lows, highs = zip(*(ax.get_ylim() for ax in axes), strict=True)
+    lo, hi = min(lows), max(highs)
+    ticks = [t for t in _LOG_TICKS if lo <= t <= hi]
+    for ax in axes:
+        ax.set_ylim(lo, hi)
+        ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
