@@ -391,7 +391,7 @@ def plot_fig3_wrong_potential(
     (negative entropy after sign changes) by a cross on the lower edge. Log y-axis. Returns
     the axes.
     """
-    laws = list(dict.fromkeys(table["w0"]))
+    laws = list(dict.fromkeys(table["init"]))
     trues = list(dict.fromkeys(table["true_potential"]))
     if axes is None:
         _, axes = plt.subplots(
@@ -410,7 +410,7 @@ def plot_fig3_wrong_potential(
         for j, true in enumerate(trues):
             ax = axes[i, j]
             color = potential_color(true)
-            panel = table[(table["w0"] == law) & (table["true_potential"] == true)]
+            panel = table[(table["init"] == law) & (table["true_potential"] == true)]
             for stat in centered:
                 sub = panel[panel["centered"] == stat]
                 floor = sub.iloc[0]
@@ -518,7 +518,7 @@ def plot_truth_beats_candidate(table: pd.DataFrame, axes: np.ndarray | None = No
     where, ticks, labels = candidate_positions(table)
     for ax, true in zip(axes, trues, strict=True):
         panel = table[table["true_potential"] == true]
-        for (law, stat), sub in panel.groupby(["w0", "centered"], sort=False):
+        for (law, stat), sub in panel.groupby(["init", "centered"], sort=False):
             sub = sub.assign(x=sub["candidate"].map(where)).sort_values("x")
             color = _W0_COLORS.get(law, "0.3")
             ls = "--" if stat else "-"
@@ -543,7 +543,7 @@ def plot_truth_beats_candidate(table: pd.DataFrame, axes: np.ndarray | None = No
     axes[0].set_ylabel("fraction of seeds with\ntruth below candidate")
     handles = [
         Line2D([], [], color=_W0_COLORS.get(law, "0.3"), lw=1.4, label=_W0_LABELS.get(law, law))
-        for law in dict.fromkeys(table["w0"])
+        for law in dict.fromkeys(table["init"])
     ]
     handles += [
         Line2D([], [], color="0.2", ls="--" if s else "-", label=_STATISTIC_LABELS[s])
@@ -567,7 +567,7 @@ def plot_recovery_power(
     (darker, closer); solid lines for a negative-entropy truth, dashed for a 2-norm truth
     (others dotted). A grey line marks ``level``. Returns the axes.
     """
-    changes = sorted(table["change"].unique())
+    changes = sorted(table["change_scale"].unique())
     if axes is None:
         _, axes = plt.subplots(
             2,
@@ -583,11 +583,11 @@ def plot_recovery_power(
     cmap = plt.get_cmap("viridis")
     shade = {g: cmap(0.85 * k / max(len(gaps) - 1, 1)) for k, g in enumerate(gaps)}
     truth_style = {"negative_entropy": "-", "2-norm": "--"}
-    rows = (("identified", "truth scores lower"), ("ruled_out", "alternative ruled out"))
+    rows = (("p_correct", "truth scores lower"), ("ruled_out", "alternative ruled out"))
     for j, change in enumerate(changes):
         for i, (column, label) in enumerate(rows):
             ax = axes[i, j]
-            for _pair, sub in table[table["change"] == change].groupby("pair", sort=False):
+            for _pair, sub in table[table["change_scale"] == change].groupby("pair", sort=False):
                 sub = sub.sort_values("n")
                 first = sub.iloc[0]
                 ax.plot(

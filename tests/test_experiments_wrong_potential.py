@@ -86,7 +86,7 @@ def test_summaries_of_fig3_agree_with_the_table(fig3_table):
     summary = wp.summarise_fig3(fig3_table)
     assert len(summary) == 2 * 2  # truths x statistics
     shares = wp.best_candidate_share(fig3_table)
-    total = shares.groupby(["w0", "true_potential", "centered"])["share"].sum()
+    total = shares.groupby(["init", "true_potential", "centered"])["share"].sum()
     assert np.allclose(total, 1.0)
     assert (summary["mean_curve_best"] == summary["true_potential"]).all()
     assert summary["share_truth_best"].between(0, 1).all()
@@ -106,11 +106,11 @@ def test_power_table_has_the_documented_columns(power_table):
 
 def test_power_grows_with_the_number_of_synapses(power_table):
     rates = power_table.set_index(["alternative", "n"])
-    assert rates.loc[("3-norm", 1000), "identified"] >= 0.9
+    assert rates.loc[("3-norm", 1000), "p_correct"] >= 0.9
     assert rates.loc[("3-norm", 1000), "ruled_out"] >= 0.9
-    for column in ("identified", "ruled_out"):
+    for column in ("p_correct", "ruled_out"):
         assert rates.loc[("1.5-norm", 1000), column] >= rates.loc[("1.5-norm", 100), column]
-    assert (power_table["ruled_out"] <= power_table["identified"]).all()
+    assert (power_table["ruled_out"] <= power_table["p_correct"]).all()
 
 
 def test_same_config_gives_byte_identical_tables(power_table, tmp_path):
@@ -131,13 +131,13 @@ def test_smallest_n_needs_the_rate_to_stay_above_the_level():
     table = pd.DataFrame(
         {
             "pair": ["a"] * 4 + ["b"] * 4,
-            "change": [0.1] * 8,
+            "change_scale": [0.1] * 8,
             "n": [100, 300, 1000, 3000] * 2,
-            "identified": [0.95, 0.8, 0.92, 1.0, 0.2, 0.3, 0.5, 0.7],
+            "p_correct": [0.95, 0.8, 0.92, 1.0, 0.2, 0.3, 0.5, 0.7],
             "ruled_out": [0.0] * 8,
         }
     )
-    out = wp.smallest_n(table, "identified", 0.9)
+    out = wp.smallest_n(table, "p_correct", 0.9)
     assert out.loc["a", 0.1] == 1000
     assert math.isnan(out.loc["b", 0.1])
     with pytest.raises(ValueError, match="criterion must be"):

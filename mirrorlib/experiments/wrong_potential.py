@@ -59,7 +59,7 @@ W0_LAWS = ("normal", "lognormal")
 ``E|w| = std|w| = 0.1`` (:func:`mirrorlib.init.signed_lognormal_`)."""
 
 FIG3_COLUMNS = (
-    "w0",
+    "init",
     "true_potential",
     "candidate",
     "family",
@@ -81,11 +81,11 @@ POWER_COLUMNS = (
     "true_potential",
     "alternative",
     "exponent_gap",
-    "change",
+    "change_scale",
     "n",
     "repetitions",
     "relative_change",
-    "identified",
+    "p_correct",
     "ruled_out",
     "delta_cdf_true",
     "delta_cdf_alternative",
@@ -270,7 +270,7 @@ def run_fig3(cfg: WrongPotentialConfig | None = None) -> pd.DataFrame:
                     for name in candidates:
                         rows.append(
                             {
-                                "w0": law,
+                                "init": law,
                                 "true_potential": pot.name,
                                 "candidate": name,
                                 **described[name],
@@ -297,13 +297,13 @@ def truth_beats_candidate(table: pd.DataFrame) -> pd.DataFrame:
     ``|q - p|`` between candidate and truth (negative entropy as ``p = 1``; NaN for
     hyperbolic entropy).
     """
-    keys = ["w0", "true_potential", "centered", "seed"]
+    keys = ["init", "true_potential", "centered", "seed"]
     truth = table[table["candidate"] == table["true_potential"]][[*keys, "delta_cdf"]]
     merged = table.merge(truth, on=keys, suffixes=("", "_truth"))
     merged = merged[merged["candidate"] != merged["true_potential"]]
     beaten = merged["excluded"] | (merged["delta_cdf_truth"] < merged["delta_cdf"])
     merged = merged.assign(beaten=beaten.astype(float))
-    group = ["w0", "true_potential", "centered", "candidate", "family", "p", "beta"]
+    group = ["init", "true_potential", "centered", "candidate", "family", "p", "beta"]
     out = merged.groupby(group, sort=False, dropna=False)["beaten"].agg(["size", "mean"])
     out = out.reset_index().rename(columns={"size": "n_seeds", "mean": "fraction"})
     gaps = {
@@ -325,7 +325,7 @@ def best_candidate_share(
     paper's scan). One row per ``(w0, true_potential, centered, candidate)`` that was best in
     at least one seed, with ``p`` and ``share`` (fraction of seeds).
     """
-    keys = ["w0", "true_potential", "centered"]
+    keys = ["init", "true_potential", "centered"]
     pool = table[table["family"].isin(families) & table["delta_cdf"].notna()]
     best = pool.loc[pool.groupby([*keys, "seed"], sort=False)["delta_cdf"].idxmin()]
     seeds = table.groupby(keys, sort=False)["seed"].nunique().rename("n_seeds")
@@ -346,7 +346,7 @@ def summarise_fig3(
     truth's: 0 when the truth is lowest); ``share_truth_best`` (fraction of seeds in which the
     truth scores lowest, :func:`best_candidate_share`).
     """
-    keys = ["w0", "true_potential", "centered"]
+    keys = ["init", "true_potential", "centered"]
     pool = table[table["family"].isin(families)]
     means = pool.groupby([*keys, "candidate"], sort=False)["delta_cdf"].mean().dropna()
     shares = best_candidate_share(table, families)
@@ -407,7 +407,7 @@ def run_recovery_power(cfg: WrongPotentialConfig | None = None) -> pd.DataFrame:
 
     One row per ``(pair, change, n)`` with the columns of :data:`POWER_COLUMNS`:
     ``exponent_gap`` (``q - p``, negative entropy counting as ``p = 1``), ``relative_change``
-    (mean measured in the true dual space), ``identified`` (fraction of repetitions where the
+    (mean measured in the true dual space), ``p_correct`` (fraction of repetitions where the
     truth has the lower Delta-CDF), ``ruled_out`` (fraction where, in addition, the bootstrap
     finds the alternative worse at ``confidence``), the mean Delta-CDF of both, and the
     centred finite-sample floor for ``n`` values.
@@ -457,11 +457,11 @@ def run_recovery_power(cfg: WrongPotentialConfig | None = None) -> pd.DataFrame:
                 "true_potential": true,
                 "alternative": alternative,
                 "exponent_gap": round(_exponent(alternative) - _exponent(true), 10),
-                "change": change,
+                "change_scale": change,
                 "n": n,
                 "repetitions": len(values),
                 "relative_change": float(rel.mean()),
-                "identified": float(best.mean()),
+                "p_correct": float(best.mean()),
                 "ruled_out": float(ruled.mean()),
                 "delta_cdf_true": float(np.nanmean(d_true)),
                 "delta_cdf_alternative": float(np.nanmean(d_alt)),
@@ -474,13 +474,13 @@ def run_recovery_power(cfg: WrongPotentialConfig | None = None) -> pd.DataFrame:
 def smallest_n(table: pd.DataFrame, criterion: str = "ruled_out", level: float = 0.9):
     """The fewest synapses (on the table's grid) at which ``criterion`` reaches ``level``.
 
-    ``table`` from :func:`run_recovery_power`; ``criterion`` is ``"identified"`` or
+    ``table`` from :func:`run_recovery_power`; ``criterion`` is ``"p_correct"`` or
     ``"ruled_out"``. The rate must stay at or above ``level`` for every larger ``n`` too.
     Returns a frame with one row per pair (in table order) and one column per ``change``;
     NaN where even the largest ``n`` falls short.
     """
-    if criterion not in ("identified", "ruled_out"):
-        raise ValueError(f"criterion must be 'identified' or 'ruled_out', got {criterion!r}")
+    if criterion not in ("p_correct", "ruled_out"):
+        raise ValueError(f"criterion must be 'p_correct' or 'ruled_out', got {criterion!r}")
     if not 0 < level <= 1:
         raise ValueError(f"level must be in (0, 1], got {level}")
 
@@ -491,11 +491,11 @@ def smallest_n(table: pd.DataFrame, criterion: str = "ruled_out", level: float =
         return float(cell["n"].to_numpy()[tail_ok][0]) if tail_ok.any() else math.nan
 
     out = (
-        table.groupby(["pair", "change"], sort=False)[["n", criterion]]
+        table.groupby(["pair", "change_scale"], sort=False)[["n", criterion]]
         .apply(first_n)
-        .unstack("change")
+        .unstack("change_scale")
     )
     out = out.reindex(list(dict.fromkeys(table["pair"])))
     out.columns = [float(c) for c in out.columns]
-    out.index.name, out.columns.name = "pair", "change"
+    out.index.name, out.columns.name = "pair", "change_scale"
     return out
