@@ -60,6 +60,22 @@ def potential_color(name: str, betas=()) -> str | tuple:
     return _COLORS.get(name, "0.3")
 
 
+def _panel_grid(
+    rows: int, cols: int, panel: tuple[float, float], margin: float = 0.0, **share: bool
+) -> np.ndarray:
+    """A ``rows x cols`` array of axes (constrained layout); ``panel`` is one panel's
+    (width, height) in inches and ``margin`` the extra width kept for a legend."""
+    _, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(panel[0] * cols + margin, panel[1] * rows),
+        squeeze=False,
+        layout="constrained",
+        **share,
+    )
+    return axes
+
+
 def _grid(table: pd.DataFrame, value: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(W1, W2, Z)`` arrays for ``contour`` from a long table with columns w1, w2, value."""
     piv = table.pivot(index="w2", columns="w1", values=value).sort_index().sort_index(axis=1)
@@ -83,15 +99,7 @@ def plot_bregman_grid(
     pots = list(dict.fromkeys(table["potential"]))
     dirs = list(dict.fromkeys(table["direction"]))
     if axes is None:
-        _, axes = plt.subplots(
-            len(dirs),
-            len(pots),
-            figsize=(3.1 * len(pots) + 1.2, 3.0 * len(dirs)),
-            sharex=True,
-            sharey=True,
-            squeeze=False,
-            layout="constrained",
-        )
+        axes = _panel_grid(len(dirs), len(pots), (3.1, 3.0), 1.2, sharex=True, sharey=True)
     axes = np.asarray(axes).reshape(len(dirs), len(pots))
     levels = np.asarray(levels, dtype=float)
     norm = BoundaryNorm(levels, plt.get_cmap("viridis").N, extend="both")
@@ -394,15 +402,7 @@ def plot_fig3_wrong_potential(
     laws = list(dict.fromkeys(table["init"]))
     trues = list(dict.fromkeys(table["true_potential"]))
     if axes is None:
-        _, axes = plt.subplots(
-            len(laws),
-            len(trues),
-            figsize=(3.3 * len(trues) + 2.2, 2.9 * len(laws)),
-            sharex=True,
-            sharey=True,
-            squeeze=False,
-            layout="constrained",
-        )
+        axes = _panel_grid(len(laws), len(trues), (3.3, 2.9), 2.2, sharex=True, sharey=True)
     axes = np.asarray(axes).reshape(len(laws), len(trues))
     where, ticks, labels = candidate_positions(table)
     styles = {False: {"ls": "-", "marker": "o"}, True: {"ls": "--", "marker": "s"}}
@@ -506,14 +506,7 @@ def plot_truth_beats_candidate(table: pd.DataFrame, axes: np.ndarray | None = No
     """
     trues = list(dict.fromkeys(table["true_potential"]))
     if axes is None:
-        _, axes = plt.subplots(
-            1,
-            len(trues),
-            figsize=(3.3 * len(trues) + 2.2, 3.0),
-            sharey=True,
-            squeeze=False,
-            layout="constrained",
-        )
+        axes = _panel_grid(1, len(trues), (3.3, 3.0), 2.2, sharey=True)
     axes = np.asarray(axes).reshape(-1)
     where, ticks, labels = candidate_positions(table)
     for ax, true in zip(axes, trues, strict=True):
@@ -569,15 +562,7 @@ def plot_recovery_power(
     """
     changes = sorted(table["change_scale"].unique())
     if axes is None:
-        _, axes = plt.subplots(
-            2,
-            len(changes),
-            figsize=(3.2 * len(changes) + 2.6, 5.6),
-            sharex=True,
-            sharey=True,
-            squeeze=False,
-            layout="constrained",
-        )
+        axes = _panel_grid(2, len(changes), (3.2, 2.8), 2.6, sharex=True, sharey=True)
     axes = np.asarray(axes).reshape(2, len(changes))
     gaps = sorted(table["exponent_gap"].abs().unique())
     cmap = plt.get_cmap("viridis")
