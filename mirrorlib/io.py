@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mirrorlib.recovery import InputError
+from mirrorlib.recovery import InputError, is_numeric
 
 __all__ = ["load_weights", "SUPPORTED_SUFFIXES"]
 
@@ -23,9 +23,7 @@ SUPPORTED_SUFFIXES = (".npy", ".npz", ".csv", ".pt", ".pth")
 
 
 def _numeric(arr: np.ndarray, path: Path, what: str = "the data") -> np.ndarray:
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
+    if not is_numeric(arr.dtype):
         raise InputError(f"{path}: {what} is not numeric (dtype {arr.dtype})")
     return arr
 

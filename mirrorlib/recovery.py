@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from mirrorlib.potentials import NegativeEntropy, PNorm, Potential, potential
-from mirrorlib.stats import delta_cdf, delta_cdf_floor
+from mirrorlib.stats import _exact_numpy, _standardise, delta_cdf, delta_cdf_floor
 
 __all__ = [
     "DEFAULT_CANDIDATES",
@@ -40,13 +40,16 @@ class InputError(ValueError):
     """Bad weights given to the recovery functions; the message names the problem."""
 
 
+def is_numeric(dtype: np.dtype) -> bool:
+    """True for real integer or floating dtypes (what weights can be)."""
+    return np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)
+
+
 def _to_numpy(x, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
+    if not is_numeric(arr.dtype):
         raise InputError(f"{name} is not numeric (dtype {arr.dtype})")
     return arr.astype(np.float64, copy=False)
 
@@ -219,7 +222,9 @@ def _bootstrap(
         idx = rng.integers(0, n, m)
         for k, d in diffs.items():
             sample = d[idx]
-            reps[k][b] = delta_cdf(sample, centered) if np.ptp(sample) > 0 else np.inf
+            # The diffs were validated once in scan_geometry: skip delta_cdf's input checks.
+            finite_spread = np.ptp(sample) > 0
+            reps[k][b] = _exact_numpy(_standardise(sample, centered)) if finite_spread else np.inf
     scale = math.sqrt(m / n)
     return {k: observed[k] + scale * (r - r[np.isfinite(r)].mean()) for k, r in reps.items()}
 
