@@ -3,6 +3,10 @@
 Plotting computes nothing new: it reads the columns documented by the experiment that wrote
 the table (see :mod:`mirrorlib.experiments`), draws, and returns the axes. Figures carry no
 titles (the book's captions say what they show); short panel headings name the potential.
+
+This module holds the shared helpers (labels and colours of the potentials) and the figures of
+the first chapters; later chapters keep their figures in submodules, one per chapter
+(``mirrorlib.plotting.<chapter>``), which import the shared helpers from here.
 """
 
 from __future__ import annotations
