@@ -51,27 +51,37 @@ def mlp_shapes() -> list[tuple[int, ...]]:
 
 
 def make_params(shapes, grads: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Fresh parameters (weights away from 0) sharing the given gradients."""
+    """Fresh parameters (weights away from 0) sharing the given gradients, on their device."""
     gen = torch.Generator().manual_seed(0)
     params = []
     for shape, grad in zip(shapes, grads, strict=True):
-        w = torch.randn(shape, generator=gen)
+        w = torch.randn(shape, generator=gen).to(grad.device)
         p = torch.nn.Parameter(w + 0.05 * torch.sign(w))
         p.grad = grad
         params.append(p)
     return params
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_steps(optimizer: torch.optim.Optimizer, steps: int) -> float:
+    device = optimizer.param_groups[0]["params"][0].device
+    _synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         optimizer.step()
+    _synchronize(device)
     return (time.perf_counter() - start) / steps
 
 
-def bench_workload(name: str, shapes, rounds: int, steps: int) -> tuple[list[str], dict]:
+def bench_workload(
+    name: str, shapes, rounds: int, steps: int, device: str = "cpu"
+) -> tuple[list[str], dict]:
     gen = torch.Generator().manual_seed(1)
-    grads = [1e-3 * torch.randn(shape, generator=gen) for shape in shapes]
+    grads = [1e-3 * torch.randn(shape, generator=gen).to(device) for shape in shapes]
     optimizers = {"SGD": torch.optim.SGD(make_params(shapes, grads), lr=LR, momentum=MOMENTUM)}
     first_step = {}
     for pot in POTENTIALS:
@@ -111,6 +121,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (median)")
     parser.add_argument("--warm-cache", action="store_true", help="keep inductor's disk cache")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu (the targets' setting) or cuda")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -119,7 +130,7 @@ def main() -> None:
     resnet = resnet18_shapes()
     n_resnet = sum(torch.Size(s).numel() for s in resnet)
     assert len(resnet) == 62 and n_resnet == 11_689_512, (len(resnet), n_resnet)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, {args.device}")
     print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"ResNet-18: {len(resnet)} tensors, {n_resnet:,} weights\n")
 
@@ -131,7 +142,7 @@ def main() -> None:
     print(header)
     compile_rows = []
     for name, shapes, steps, _target in workloads:
-        rows, first_step = bench_workload(name, shapes, args.rounds, steps)
+        rows, first_step = bench_workload(name, shapes, args.rounds, steps, args.device)
         print("\n".join(rows), flush=True)
         if not compile_rows:
             cache = "warm disk cache" if args.warm_cache else "caches disabled: cold"

@@ -167,20 +167,31 @@ def _single_tensor_mirror_descent(
             momentum_buffers[i] = buf
 
 
-_PACK_NUMEL = 1 << 12  # tensors this small (norm and bias vectors) share one compiled call:
+_PACK_NUMEL = 1 << 12  # CPU: tensors this small (norm and bias vectors) share one compiled call:
 # a call costs ~15 us, and packing larger tensors costs more in copies than it saves
+_GPU_PACK_NUMEL = 1 << 26  # GPU: every tensor is packed, up to this many elements per call (a
+# kernel launch per tensor costs more than the copies; the cap bounds the temporary memory)
 
 
 def _units(params: list[Tensor]) -> list[list[int]]:
-    """Indices per compiled call: small tensors packed by (device, dtype), large ones alone."""
-    packs: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    """Indices per compiled call.
+
+    On the CPU small tensors are packed by (device, dtype) and large ones go alone; on a GPU
+    consecutive tensors of one (device, dtype) are packed up to ``_GPU_PACK_NUMEL`` elements, so
+    that a ResNet's 62 tensors take one call, as a multi-tensor (foreach) SGD step does.
+    """
+    packs: dict[tuple[torch.device, torch.dtype], list[list[int]]] = {}
     alone = []
     for i, w in enumerate(params):
-        if w.numel() <= _PACK_NUMEL:
-            packs.setdefault((w.device, w.dtype), []).append(i)
-        else:
+        cap = _PACK_NUMEL if w.device.type == "cpu" else _GPU_PACK_NUMEL
+        if w.numel() > cap:
             alone.append([i])
-    return list(packs.values()) + alone
+            continue
+        units = packs.setdefault((w.device, w.dtype), [[]])
+        if units[-1] and sum(params[j].numel() for j in units[-1]) + w.numel() > cap:
+            units.append([])
+        units[-1].append(i)
+    return [unit for units in packs.values() for unit in units] + alone
 
 
 def _run_compiled(

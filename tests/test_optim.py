@@ -139,6 +139,17 @@ def test_fast_path_matches_reference(name):
     assert not fast_params[-1].is_contiguous()  # copied back in place, layout kept
 
 
+def test_gpu_tensors_are_packed_up_to_the_cap(monkeypatch):
+    # Off the CPU every tensor joins a pack (one call for a whole ResNet), packs capped in size.
+    monkeypatch.setattr(optim_module, "_GPU_PACK_NUMEL", 100)
+    sizes = [60, 30, 20, 150, 5, 90]
+    params = [torch.empty(n, device="meta") for n in sizes]
+    params.insert(2, torch.empty(10, device="meta", dtype=torch.float64))
+    units = optim_module._units(params)
+    assert units == [[0, 1], [3, 5], [6], [2], [4]]
+    assert all(sum(params[i].numel() for i in unit) <= 100 for unit in units if len(unit) > 1)
+
+
 def test_param_groups_equal_separate_optimisers():
     weights, biases = make_params(1), make_params(2)
     groups = MirrorDescent(
