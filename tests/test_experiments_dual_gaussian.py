@@ -1,0 +1,233 @@
+"""The chapter "Why the change in the dual space looks Gaussian": its theory and experiments."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mirrorlib.experiments import dual_gaussian as dg
+from mirrorlib.plotting import dual_gaussian as dgplot
+from mirrorlib.potentials import potential
+from mirrorlib.recovery import InputError
+
+matplotlib.use("Agg")
+
+POTENTIALS = ("negative_entropy", "2-norm", "3-norm")
+
+
+def problem(N: int = 6, D: int = 30, kind: str = "short", seed: int = 0):
+    return dg._problem(kind, N, D, 123, N, D, seed)
+
+
+# The theory's objects
+
+
+def test_row_space_residual_separates_row_space_from_its_complement():
+    X, _, _ = problem()
+    a = torch.randn(X.shape[0], dtype=torch.float64)
+    assert dg.row_space_residual(X, X.T @ a) < 1e-13
+    q, _ = torch.linalg.qr(X.T, mode="complete")
+    outside = q[:, X.shape[0]]  # orthogonal to every row
+    assert dg.row_space_residual(X, outside) == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(InputError, match="X must be"):
+        dg.row_space_residual(X, torch.ones(X.shape[1] + 1))
+
+
+@pytest.mark.parametrize("name", POTENTIALS)
+def test_projection_satisfies_the_optimality_conditions(name):
+    X, y, w0 = problem(N=8, D=60)
+    pot = potential(name)
+    proj = dg.bregman_projection(X, y, w0, pot)
+    assert proj.converged
+    assert float((X @ proj.w - y).abs().max()) < 1e-7
+    dual = pot.to_dual(proj.w) - pot.to_dual(w0)
+    assert torch.allclose(dual, X.T @ proj.a, atol=1e-9)
+    assert dg.row_space_residual(X, dual) < 1e-10
+    if name == "negative_entropy":
+        assert bool((torch.sign(proj.w) == torch.sign(w0)).all())
+
+
+@pytest.mark.parametrize("name", POTENTIALS)
+def test_mirror_descent_newton_and_scipy_agree(name):
+    X, y, w0 = problem(N=5, D=20)
+    fit = dg.fit_mirror_descent(X, y, w0, name, dg.PRESETS["ci"].md_lrs, 2000)
+    proj = dg.bregman_projection(X, y, w0, name)
+    w_sp = dg.bregman_projection_scipy(X, y, w0, name)
+    scale = float((proj.w - w0).abs().max())
+    assert fit.loss < 1e-20
+    assert float((fit.w - proj.w).abs().max()) / scale < 1e-8
+    assert np.abs(w_sp - proj.w.numpy()).max() / scale < 1e-5
+    # the projection is the closest solution: any other solution is farther in D_phi
+    pot = potential(name)
+    null = torch.linalg.svd(X, full_matrices=True).Vh[X.shape[0] :]
+    other = proj.w + 1e-3 * null[0] * (proj.w.abs().max())
+    assert float(pot.bregman(other, w0).sum()) > float(pot.bregman(proj.w, w0).sum())
+
+
+def test_linearised_solution_is_exact_for_the_2_norm_and_close_for_small_changes():
+    X, y, w0 = problem(N=5, D=400)
+    exact = dg.bregman_projection(X, y, w0, "2-norm").w
+    assert torch.allclose(dg.linearised_solution(X, y, w0, "2-norm"), exact, atol=1e-12)
+    # negative entropy: a tiny change (labels near X w0) is linear to second order
+    y_small = X @ w0 + 1e-3 * y
+    w_star = dg.bregman_projection(X, y_small, w0, "ne").w
+    w_lin = dg.linearised_solution(X, y_small, w0, "ne")
+    assert float((w_star - w_lin).norm() / (w_star - w0).norm()) < 1e-2
+    # and the error grows with the change
+    w_star = dg.bregman_projection(X, y, w0, "ne").w
+    w_lin = dg.linearised_solution(X, y, w0, "ne")
+    assert float((w_star - w_lin).norm() / (w_star - w0).norm()) > 1e-2
+
+
+def test_negative_entropy_has_no_solution_when_the_signs_forbid_it():
+    # one example, all inputs and weights positive: X w > 0 can never reach y = -1
+    X = torch.ones(1, 10, dtype=torch.float64)
+    w0 = torch.full((10,), 0.1, dtype=torch.float64)
+    y = torch.tensor([-1.0], dtype=torch.float64)
+    assert not dg.bregman_projection(X, y, w0, "ne").converged
+    assert not dg.sign_feasible(X, y, w0)
+    assert dg.bregman_projection(X, y, w0, "3-norm").converged
+    assert dg.sign_feasible(X, -y, w0)
+
+
+def test_relative_change_prediction_matches_sqrt_2n_over_d_for_the_2_norm():
+    w0 = torch.randn(10_000, dtype=torch.float64)
+    w0 /= w0.norm()
+    assert dg.relative_change_prediction(w0, "2-norm", 100, 1.0) == pytest.approx(
+        math.sqrt(2 * 100 / 10_000)
+    )
+    ratio = dg.relative_change_prediction(w0, "ne", 100, 1.0) / math.sqrt(0.02)
+    assert ratio == pytest.approx(math.sqrt(math.pi / 2), rel=0.03)
+
+
+def test_binary_inputs_are_signs_and_paper_inputs_have_the_stated_variance():
+    gen = torch.Generator().manual_seed(0)
+    X = dg.sample_inputs("binary", 50, 40, gen)
+    assert set(X.unique().tolist()) == {-1.0, 1.0}
+    X = dg.sample_inputs("short", 4000, 30, gen)
+    assert float(X.var()) == pytest.approx(dg.input_variance("short"), rel=0.05)
+    with pytest.raises(InputError, match="unknown inputs"):
+        dg.sample_inputs("pixels", 2, 3, gen)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"small_shapes": ((5, 5),)}, "1 <= N < D"),
+        ({"lin_ratios": (0.5, 1.0)}, "lin_ratios"),
+        ({"clt_alphas": (1.0,)}, "clt_alphas"),
+        ({"clt_inputs": ("pixels",)}, "unknown inputs"),
+        ({"clt_seeds": 0}, "clt_seeds"),
+        ({"nope": 1}, "unknown setting"),
+    ],
+)
+def test_bad_settings_raise(overrides, message):
+    with pytest.raises(InputError, match=message):
+        dg.config("ci", **overrides)
+
+
+# The experiments, at small settings
+
+SMALL = dg.config(
+    "ci",
+    small_shapes=((4, 16),),
+    small_seeds=1,
+    md_steps=1500,
+    lin_dim=150,
+    lin_ratios=(0.02, 0.2, 0.8),
+    lin_seeds=2,
+    clt_dims=(100, 1000),
+    clt_alphas=(0.5,),
+    clt_inputs=("binary", "short"),
+    clt_seeds=2,
+    widths=(16, 64),
+    deep_n=20,
+    deep_seeds=1,
+    pretrain_epochs=2,
+)
+
+
+def test_implicit_bias_table():
+    table = dg.run_implicit_bias(SMALL)
+    assert len(table) == len(POTENTIALS)
+    assert (table["row_residual"] < 1e-12).all()
+    assert (table[["md_vs_newton", "md_vs_scipy", "scipy_vs_newton"]] < 1e-4).all().all()
+
+
+def test_linearisation_table():
+    table = dg.run_linearisation(SMALL)
+    assert len(table) == 3 * 2 * len(POTENTIALS)
+    ne = table[table["potential"] == "negative_entropy"].groupby("ratio")
+    errors = ne["lin_error"].median()
+    assert errors[0.02] < errors[0.2]
+    assert not ne["converged"].any()[0.8]  # too many equations for fixed signs
+    last = table[(table["potential"] == "negative_entropy") & (table["ratio"] == 0.8)]
+    assert last["sign_feasible"].eq(False).all()  # certified by the linear programme
+    two = table[table["potential"] == "2-norm"]
+    assert two["converged"].all() and (two["lin_error"] < 1e-10).all()
+
+
+def test_clt_table_delta_cdf_falls_and_change_follows_sqrt_2n_over_d():
+    table = dg.run_clt(SMALL)
+    assert table["converged"].all()
+    by_d = table.groupby("D")["delta_cdf"].median()
+    assert by_d[1000] < by_d[100]
+    two = table[(table["potential"] == "2-norm") & (table["D"] == 1000)]
+    ratio = two["relative_change"] / two["prediction"]
+    assert ratio.between(0.85, 1.2).all()
+    null = table[table["inputs"] == "short"].groupby("D")["null"].first()
+    floor = table[table["inputs"] == "short"].groupby("D")["floor"].first()
+    assert (null < floor).all()  # alternating correlations: below the independent floor
+
+
+def test_histograms_become_gaussian_with_n():
+    hists = dg.dual_change_histograms(SMALL, "binary", D=500, ns=(1, 40))
+    scores = hists.groupby(["N", "potential"])["delta_cdf"].first().unstack()
+    assert (scores.loc[1] > 0.4).all()  # two values: far from Gaussian
+    assert (scores.loc[40] < 0.1).all()
+    widths = hists["right"] - hists["left"]
+    mass = (hists["density"] * widths).groupby([hists["N"], hists["potential"]]).sum()
+    assert np.allclose(mass, 1.0, atol=0.01)
+    with pytest.raises(InputError, match="1 <= N < D"):
+        dg.dual_change_histograms(SMALL, "binary", D=100, ns=(100,))
+
+
+def test_deep_table_and_figures(tmp_path):
+    summary, hists = dg.run_deep(SMALL)
+    assert len(summary) == 2 * len(POTENTIALS)
+    assert (summary["train_accuracy"] >= 0.9).all()
+    assert set(summary["D"]) == {16**2, 64**2}
+    lin = summary.groupby("width")["lin_error"].median()
+    assert lin[64] < lin[16]  # wider stays closer to its linearisation
+    assert set(hists["width"]) == {16, 64}
+    axes = dgplot.plot_deep(summary, hists)
+    assert len(axes) == 4
+    axes = dgplot.plot_linearisation(
+        dg.run_linearisation(dg.config("ci", lin_dim=60, lin_ratios=(0.1,), lin_seeds=1))
+    )
+    assert len(axes) == 3
+
+
+def test_plots_read_the_tables():
+    clt = pd.DataFrame(
+        {
+            "inputs": ["binary"] * 4,
+            "D": [100, 100, 1000, 1000],
+            "alpha": 0.5,
+            "N": [10, 10, 31, 31],
+            "seed": 0,
+            "potential": ["2-norm", "ne", "2-norm", "ne"],
+            "delta_cdf": [0.1, 0.12, 0.04, 0.05],
+            "relative_change": [0.45, 0.5, 0.25, 0.3],
+            "prediction": [0.45, 0.45, 0.25, 0.25],
+            "floor": [0.12, 0.12, 0.04, 0.04],
+            "null": [0.12, 0.12, 0.04, 0.04],
+        }
+    )
+    axes = dgplot.plot_clt(clt)
+    assert axes.shape == (1, 2)
