@@ -1,0 +1,273 @@
+"""Log-normal weights and Dale's law: the chapter's experiments at tiny settings."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mirrorlib.experiments import lognormal_dale as ld
+from mirrorlib.plotting import lognormal_dale as plots
+from mirrorlib.recovery import InputError
+from mirrorlib.stats import delta_cdf_floor
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def regression():
+    cfg = ld.config(
+        "ci",
+        dim=1000,
+        alphas=(0.5,),
+        label_scales=(1.0, 4.0),
+        example_scale=4.0,
+        n_seeds_regression=2,
+        regression_lrs=(0.1, 0.3, 1.0, 3.0, 10.0),
+    )
+    return ld.run_regression(cfg)
+
+
+@pytest.fixture(scope="module")
+def dale_cfg():
+    return ld.config(
+        "ci",
+        dataset="digits",
+        hidden=(32,),
+        epochs=3,
+        batch_size=50,
+        n_validation=300,
+        n_eval_train=500,
+        eg_lrs=(0.3, 1.0),
+        gd_lrs=(0.03, 0.1),
+        search_epochs=1,
+        n_seeds=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def digits(dale_cfg):
+    return ld.load_data(dale_cfg)
+
+
+@pytest.fixture(scope="module")
+def dale_run(dale_cfg, digits):
+    return ld.run_dale(dale_cfg, {"eg": 1.0, "gd": 0.1, "sign_constrained_gd": 0.1}, digits)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"alphas": (1.0,)}, "alphas must lie in"),
+        ({"inits": ("uniform",)}, "unknown init"),
+        ({"methods": ("adam",)}, "unknown method"),
+        ({"eg_lrs": (1.0, 0.1)}, "must be increasing"),
+        ({"example_scale": 3.0}, "example_scale"),
+        ({"potentials": ("0.5-norm",)}, "p > 1"),
+        ({"dim": 10}, "dim must be an integer >= 100"),
+    ],
+)
+def test_bad_settings_are_named(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        ld.config("ci", **overrides)
+
+
+def test_unknown_scale_and_setting():
+    with pytest.raises(ValueError, match="unknown scale"):
+        ld.config("huge")
+    with pytest.raises(ValueError, match="unknown setting"):
+        ld.config("ci", learning_rate=1.0)
+
+
+def test_regression_table(regression):
+    table = regression.table
+    assert list(table.columns) == list(ld.REGRESSION_COLUMNS)
+    assert len(table) == 2 * 2 * 2 * 2  # inits x potentials x scales x seeds
+    assert table["converged"].all()
+    eg, gd = table[table["potential"] == "negative_entropy"], table[table["potential"] == "2-norm"]
+    assert (eg["sign_flips"] == 0).all()  # EG never changes a sign
+    assert (gd["sign_flips"] > 0).all()
+    # a larger label scale moves the weights further
+    rel = table.groupby(["init", "potential", "label_scale"])["relative_change"].mean()
+    assert (rel.xs(4.0, level="label_scale") > rel.xs(1.0, level="label_scale")).all()
+
+
+def test_eg_keeps_a_lognormal_start_lognormal_and_gd_does_not(regression):
+    table = regression.table
+    start = table[(table["init"] == "lognormal") & (table["label_scale"] == 4.0)]
+    floor = delta_cdf_floor(1000, centered=True)
+    eg = start[start["potential"] == "negative_entropy"]
+    gd = start[start["potential"] == "2-norm"]
+    assert (eg["relative_change"] > 0.5).all()  # a large change, not a nudge
+    assert (eg["delta_cdf_log_after"] < 2 * floor).all()
+    assert (gd["delta_cdf_log_after"] > 4 * floor).all()
+    # a Gaussian start is far from log-normal before, and GD keeps it so
+    normal = table[(table["init"] == "normal") & (table["potential"] == "2-norm")]
+    assert (normal["delta_cdf_log_before"] > 4 * floor).all()
+    assert (normal["delta_cdf_log_after"] > 4 * floor).all()
+
+
+def test_regression_example_weights(regression):
+    example = regression.example
+    assert set(example) == {
+        (init, stage, pot)
+        for init in ("lognormal", "normal")
+        for stage, pot in (("before", "-"), ("after", "negative_entropy"), ("after", "2-norm"))
+    }
+    before, after = (
+        example["lognormal", "before", "-"],
+        example["lognormal", "after", "negative_entropy"],
+    )
+    assert np.array_equal(np.sign(before), np.sign(after))
+    assert not np.allclose(before, after)
+
+
+def test_log_weight_delta_cdf_ignores_zeros_and_detects_lognormal():
+    rng = np.random.default_rng(0)
+    w = np.exp(rng.normal(-2, 0.8, 4000)) * rng.choice([-1, 1], 4000)
+    d, n = ld.log_weight_delta_cdf(np.concatenate([w, np.zeros(10)]))
+    assert n == 4000
+    assert d < 2 * delta_cdf_floor(4000, centered=True)
+    d_normal, _ = ld.log_weight_delta_cdf(rng.normal(0, 0.1, 4000))
+    assert d_normal > 5 * d
+    assert math.isnan(ld.log_weight_delta_cdf(np.zeros(5))[0])
+
+
+def test_distribution_tables():
+    rng = np.random.default_rng(1)
+    samples = {
+        ("a",): np.exp(rng.normal(0, 1, 5000)),
+        ("b",): rng.normal(0, 1, 5000),
+    }
+    hist, qq = ld.distribution_tables(samples, ("name",), bins=30, n_quantiles=99)
+    assert len(hist) == 2 * 30 and len(qq) == 2 * 99
+    widths = hist["right"] - hist["left"]
+    mass = (hist["density"] * widths).groupby(hist["name"]).sum()
+    assert mass.between(0.99, 1.0).all()  # the range keeps all but the pooled lowest 0.1 %
+    a, b = qq[qq["name"] == "a"], qq[qq["name"] == "b"]
+    assert np.abs(a["sample"] - a["normal"]).max() < 0.15  # log-normal: on the diagonal
+    assert np.abs(b["sample"] - b["normal"]).max() > 1.0  # log of a Gaussian: far off
+    with pytest.raises(InputError, match="does not match"):
+        ld.distribution_tables({("a", "b"): np.ones(3)}, ("name",))
+    by, _ = ld.distribution_tables(samples, ("name",), bins=30, edges_by="name")
+    assert by.groupby("name")["left"].min().nunique() == 2  # edges per set
+    with pytest.raises(InputError, match="is not one of the keys"):
+        ld.distribution_tables(samples, ("name",), edges_by="layer")
+    with pytest.raises(InputError, match="fewer than 2"):
+        ld.distribution_tables({("a",): np.zeros(3)}, ("name",))
+
+
+def test_dale_init_shares_signs_per_column_and_balances_rows():
+    weight = torch.empty(400, 500)
+    signs = ld.dale_init_(
+        weight, p_excitatory=0.8, gain=1.0, generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(torch.sign(weight), signs.expand_as(weight))
+    n_e = int((signs > 0).sum())
+    assert 0.74 < n_e / 500 < 0.86
+    assert float(weight.square().sum(1).mean()) == pytest.approx(1.0, rel=0.1)
+    row_sums = weight.sum(1)
+    assert abs(float(row_sums.mean())) < 3 * float(row_sums.std()) / 20  # balanced on average
+    ratio = weight[:, signs < 0].abs().mean() / weight[:, signs > 0].abs().mean()
+    assert float(ratio) == pytest.approx(n_e / (500 - n_e), rel=0.1)
+    with pytest.raises(InputError, match="needs a"):
+        ld.dale_init_(torch.empty(3))
+
+
+@pytest.mark.parametrize("method", ld.DALE_METHODS)
+def test_optimisers_and_signs(method):
+    gen = torch.Generator().manual_seed(0)
+    model = ld.DaleMLP(20, (16,), 3, generator=gen)
+    x, y = torch.randn(64, 20, generator=gen), torch.randint(0, 3, (64,), generator=gen)
+    optimizers = ld.make_optimizers(
+        model, method, lr=3.0 if method == "eg" else 1.0, bias_lr=0.1, momentum=0.9
+    )
+    for _ in range(20):
+        for opt in optimizers:
+            opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        for opt in optimizers:
+            opt.step()
+    wrong = sum(
+        ld.sign_statistics(w, model.signs(k))[pop]["violations"]
+        for k, w in enumerate(model.weights())
+        for pop in ("excitatory", "inhibitory")
+    )
+    if method == "gd":
+        assert wrong > 0
+    else:
+        assert wrong == 0
+    assert all(float(b.detach().abs().sum()) > 0 for b in model.biases())  # biases learn freely
+    with pytest.raises(InputError, match="unknown method"):
+        ld.make_optimizers(model, "adam", 0.1, 0.1, 0.9)
+
+
+def test_run_dale_tables(dale_run, dale_cfg):
+    acc, weights = dale_run.accuracy, dale_run.weights
+    assert set(acc["method"]) == set(ld.DALE_METHODS)
+    assert (acc.groupby("method")["epoch"].max() == dale_cfg.epochs).all()
+    start = acc[acc["epoch"] == 0]
+    assert start["test_acc"].nunique() == 1  # the same initial network for every method
+    final = acc[acc["epoch"] == dale_cfg.epochs].set_index("method")
+    assert (final["test_acc"] > 0.6).all()  # far above chance (0.1)
+    last = weights[weights["epoch"] == dale_cfg.epochs]
+    by_method = last.groupby("method")[["violations", "zeros"]].sum()
+    assert by_method.loc["eg", "violations"] == 0 and by_method.loc["eg", "zeros"] == 0
+    assert by_method.loc["sign_constrained_gd", "violations"] == 0
+    assert by_method.loc["gd", "violations"] > 0
+    assert (weights["violation_fraction"] == weights["violations"] / weights["n"]).all()
+    first = weights[weights["epoch"] == 0]
+    assert (first["violations"] == 0).all()
+    assert (first["relative_change"] == 0).all()
+    assert set(weights["population"]) == {"excitatory", "inhibitory"}
+
+
+def test_dale_example_and_figures(dale_run):
+    hist, qq = ld.distribution_tables(dale_run.example, ("stage", "layer", "population", "method"))
+    assert set(hist["method"]) == {"-", *ld.DALE_METHODS}
+    axes = plots.plot_dale_distributions(hist, qq)
+    assert axes.shape == (2, 4)
+    axes = plots.plot_dale_training(dale_run.accuracy, dale_run.weights)
+    assert len(axes) == 4
+    matplotlib.pyplot.close("all")
+
+
+def test_regression_figures(regression):
+    hist, qq = ld.distribution_tables(regression.example, ("init", "stage", "potential"))
+    assert plots.plot_regression_distributions(hist, qq).shape == (2, 3)
+    assert len(plots.plot_lognormality_vs_change(regression.table)) == 1
+    matplotlib.pyplot.close("all")
+
+
+def test_learning_rate_search_picks_the_best(dale_cfg, digits):
+    search = ld.select_learning_rates(
+        ld.config("ci", **{**dale_cfg.__dict__, "methods": ("eg", "sign_constrained_gd")}), digits
+    )
+    assert len(search) == 4
+    chosen = search[search["chosen"]]
+    assert list(chosen["method"]) == ["eg", "sign_constrained_gd"]
+    best = search.groupby("method")["val_acc"].max()
+    assert (chosen.set_index("method")["val_acc"] == best).all()
+
+
+def test_same_config_gives_the_same_tables(dale_cfg, dale_run, digits):
+    cfg = ld.config("ci", **{**dale_cfg.__dict__, "methods": ("eg",)})
+    again = ld.run_dale(cfg, {"eg": 1.0}, digits)
+    first = dale_run.accuracy[dale_run.accuracy["method"] == "eg"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(again.accuracy, first)
+
+
+def test_a_diverging_seed_is_retrained_with_a_smaller_rate():
+    cfg = ld.config("ci", dim=200, alphas=(0.5,), regression_lrs=(0.1, 1.0, 1e4))
+    problems = [ld.regression_problem(cfg, 1, s) for s in range(2)]
+    X = torch.stack([p.X[:14] for p in problems])
+    y = torch.stack([p.y[:14] for p in problems])
+    w0 = torch.stack([p.w0["lognormal"] for p in problems])
+    choice = ld.linreg.LrChoice(lr=1e4, steps=100, loss=0.0)
+    w, loss, lrs = ld._train_stable(cfg, X, y, w0, ld.potential("2-norm"), choice)
+    assert torch.isfinite(w).all() and torch.isfinite(loss).all()
+    assert (lrs < 1e4).all()
