@@ -1,4 +1,4 @@
-"""Command line: ``python -m mirrorlib recover ...`` and ``python -m mirrorlib book ...``."""
+"""Command line: ``python -m mirrorlib recover|book|finetune ...``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,16 @@ def _build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
+    from mirrorlib.experiments import deep_networks
+
+    deep_networks.add_arguments(
+        sub.add_parser(
+            "finetune",
+            help="run (a slice of) the resumable deep-network finetuning sweep",
+            description=deep_networks.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     return parser
 
 
@@ -42,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         from mirrorlib import recovery_cli
 
         return recovery_cli.main(args)
+    if args.command == "finetune":
+        from mirrorlib.experiments import deep_networks
+
+        return deep_networks.main(args)
     from mirrorlib import book
 
     return book.main(args)

