@@ -1,0 +1,204 @@
+"""Figures of the chapter "What synapse measurements can tell us" (``book/synapse_data.md``).
+
+Each function takes the tables written by :mod:`mirrorlib.experiments.synapse_data` (read back
+from disk) and draws on matplotlib axes; nothing is computed beyond grouping and averaging.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from mirrorlib.plotting import _panel_grid, potential_color, potential_label
+
+__all__ = [
+    "plot_calibration",
+    "plot_connectome_scan",
+    "plot_count_fits",
+    "plot_fig5_volume_fits",
+    "plot_known_w0_power",
+    "plot_profile_over_p",
+]
+
+_EXTRA = {"1.5-norm": "C4", "hypentropy": "C3"}
+_W0_TITLES = {
+    "two_constants": r"$w_0$: two constants",
+    "constant": r"$w_0$: one constant",
+    "lognormal": r"$w_0$: log-normal",
+}
+
+
+def _color(name: str):
+    return _EXTRA.get(name, potential_color(name))
+
+
+def _style(name: str) -> str:
+    return "--" if name == "hypentropy" else "-"  # it often lies on negative entropy's curve
+
+
+def _label(name: str) -> str:
+    return "hyperbolic entropy (fitted β)" if name == "hypentropy" else potential_label(name)
+
+
+def plot_fig5_volume_fits(
+    samples: pd.DataFrame, densities: pd.DataFrame, axes: np.ndarray | None = None
+) -> np.ndarray:
+    """Histogram of ``log10 volume`` (``samples``, column ``log10_volume``) with each fitted
+    density of :func:`~mirrorlib.experiments.synapse_data.density_table`, one panel per law of
+    ``w0``. Returns the axes."""
+    models = list(dict.fromkeys(densities["w0_model"]))
+    if axes is None:
+        axes = _panel_grid(1, len(models), (3.6, 3.0), 1.8, sharey=True)[0]
+    bins = np.linspace(samples["log10_volume"].min(), samples["log10_volume"].max(), 45)
+    for ax, model in zip(axes, models, strict=True):
+        ax.hist(samples["log10_volume"], bins=bins, density=True, color="0.85", label="samples")
+        sub = densities[densities["w0_model"] == model]
+        for name, curve in sub.groupby("potential", sort=False):
+            ax.plot(
+                curve["log10_w"], curve["density"], color=_color(name), lw=1.4, label=_label(name)
+            )
+        ax.set_title(_W0_TITLES.get(model, model), fontsize=10)
+        ax.set_xlabel(r"$\log_{10}$ spine volume ($\mu$m$^3$)")
+    axes[0].set_ylabel("density")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return axes
+
+
+def plot_profile_over_p(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Profile log-likelihood (minus its maximum) against ``p`` for each sample size ``n``;
+    negative entropy at ``p = 1`` as a filled marker. The grey band is the drop of 1.92 (a 95%
+    likelihood-ratio interval for one parameter)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.0, 3.4), layout="constrained")
+    for i, (n, sub) in enumerate(table.groupby("n", sort=True)):
+        sub = sub.sort_values("p")
+        rel = sub["log_likelihood"] - sub["log_likelihood"].max()
+        ne = sub["potential"] == "negative_entropy"
+        color = f"C{i}"
+        ax.plot(sub["p"], rel, "o-", color=color, ms=3, label=f"n = {n}")
+        ax.plot(sub.loc[ne, "p"], rel[ne], "s", color=color, ms=9 - 3 * i, mec="k")
+    ax.axhspan(-1.92, 0, color="0.9", zorder=0)
+    ax.set_yscale("symlog", linthresh=2)
+    ax.set_xlabel(r"$p$ (square: negative entropy, at $p = 1$)")
+    ax.set_ylabel(r"$\log L - \max \log L$")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_known_w0_power(summary: pd.DataFrame, axes: np.ndarray | None = None) -> np.ndarray:
+    """From :func:`~mirrorlib.experiments.synapse_data.summarise_power`: against the number of
+    synapses, how often the truth is the best candidate (left) and the width in ``p`` of the
+    set the bootstrap cannot rule out (right). Returns the axes."""
+    if axes is None:
+        axes = _panel_grid(1, 2, (3.6, 3.0), 1.0)[0]
+    for truth, sub in summary.groupby("truth", sort=False):
+        kw = {"color": _color(truth), "marker": "o", "label": _label(truth)}
+        axes[0].plot(sub["n"], sub["truth_best"], **kw)
+        axes[1].plot(sub["n"], sub["set_width"], **kw)
+    axes[0].set_ylabel("fraction: truth ranked first")
+    axes[0].set_ylim(-0.03, 1.03)
+    axes[1].set_ylabel(r"width in $p$ of the set not ruled out")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("number of synapses")
+    axes[1].legend(fontsize=8)
+    return axes
+
+
+def plot_connectome_scan(
+    pairs: pd.DataFrame, scan: pd.DataFrame, floor: float, axes: np.ndarray | None = None
+) -> np.ndarray:
+    """Left: synapse counts of each shared connection, early against adult (marker area by the
+    number of connections with that pair of counts). Right: the scan's Delta-CDF per candidate
+    (negative entropy at ``p = 1``), filled where the bootstrap cannot tell it from the best,
+    with the finite-sample ``floor``. Returns the axes."""
+    if axes is None:
+        axes = _panel_grid(1, 2, (3.6, 3.2), 0.0)[0]
+    grouped = pairs.groupby(["before", "after"]).size().rename("n").reset_index()
+    axes[0].scatter(grouped["before"], grouped["after"], s=6 * grouped["n"], color="C0", alpha=0.6)
+    top = max(grouped["before"].max(), grouped["after"].max())
+    axes[0].plot([0.8, top], [0.8, top], color="0.5", lw=0.8, ls="--")
+    axes[0].set_xscale("log")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("synapses, L1 larva")
+    axes[0].set_ylabel("synapses, adult")
+    ax = axes[1]
+    p = scan["p"].fillna(1.0)
+    order = np.argsort(p.to_numpy())
+    p, dcdf = p.to_numpy()[order], scan["delta_cdf"].to_numpy()[order]
+    kept = scan["indistinguishable"].fillna(False).astype(bool).to_numpy()[order]
+    ax.plot(p, dcdf, color="0.4", lw=0.8)
+    ax.plot(p[~kept], dcdf[~kept], "o", mfc="w", mec="0.3", ms=5, label="ruled out")
+    ax.plot(p[kept], dcdf[kept], "o", color="C3", ms=6, label="not ruled out")
+    ax.axhline(floor, color="0.5", ls="--", lw=0.8, label="floor (Gaussian)")
+    ax.set_xlabel(r"candidate $p$ (negative entropy at $p = 1$)")
+    ax.set_ylabel(r"$\Delta$CDF of the dual change")
+    ax.legend(fontsize=8)
+    return axes
+
+
+def plot_calibration(table: pd.DataFrame, observed_p: float, ax: Axes | None = None) -> Axes:
+    """From :func:`~mirrorlib.experiments.synapse_data.run_count_calibration`: the best
+    candidate's ``p`` (mean and range over repetitions) against the true one, for each version
+    of the simulated data; the dotted line marks the best ``p`` on the real counts."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.0, 3.4), layout="constrained")
+    truth_p = {
+        t: (1.0 if t == "negative_entropy" else float(t.split("-")[0])) for t in table["truth"]
+    }
+    labels = {
+        "latent_all": "continuous, all pairs",
+        "latent_kept": "continuous, pairs seen in both",
+        "counts_kept": "counts, pairs seen in both",
+    }
+    for i, (data, sub) in enumerate(table.groupby("data", sort=False)):
+        stats = sub.groupby("truth")["best_p"].agg(["mean", "min", "max"])
+        x = np.array([truth_p[t] for t in stats.index]) + (i - 1) * 0.04
+        ax.errorbar(
+            x,
+            stats["mean"],
+            yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+            fmt="o",
+            color=f"C{i}",
+            ms=4,
+            capsize=2,
+            label=labels.get(data, data),
+        )
+    lims = [0.9, max(truth_p.values()) + 0.1]
+    ax.plot(lims, lims, color="0.6", lw=0.8)
+    ax.axhline(observed_p, color="k", ls=":", lw=1, label="best on the real counts")
+    ax.set_xlabel(r"true $p$ (negative entropy at 1)")
+    ax.set_ylabel(r"best candidate's $p$")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_count_fits(
+    counts: pd.Series, pmf: pd.DataFrame, ax: Axes | None = None, w0_model: str = "two_constants"
+) -> Axes:
+    """Observed frequency of each synapse count with the fitted probabilities of each
+    potential (table of :func:`~mirrorlib.experiments.synapse_data.count_pmf_table`) for one
+    law of ``w0``. Log axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.0, 3.4), layout="constrained")
+    freq = counts.value_counts(normalize=True).sort_index()
+    ax.plot(freq.index, freq.to_numpy(), "o", color="0.3", ms=4, label="adult counts")
+    sub = pmf[pmf["w0_model"] == w0_model]
+    for name, curve in sub.groupby("potential", sort=False):
+        ax.plot(
+            curve["k"],
+            curve["probability"],
+            _style(name),
+            color=_color(name),
+            lw=1.3,
+            label=_label(name),
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(0.5 / counts.size, 1)
+    ax.set_xlabel("synapses per connection")
+    ax.set_ylabel("fraction of connections")
+    ax.legend(fontsize=7)
+    return ax
