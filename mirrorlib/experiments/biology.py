@@ -32,6 +32,7 @@ import torch
 from scipy import integrate, special
 
 from mirrorlib.data import load_dataset
+from mirrorlib.experiments import cpu_threads
 from mirrorlib.init import signed_lognormal_
 from mirrorlib.optim import MirrorDescent
 from mirrorlib.recovery import InputError
@@ -527,12 +528,8 @@ def run(cfg: BiologyConfig | None = None, device: str | torch.device = "cpu") ->
     (restored afterwards): on networks this small, more threads only slow it down.
     """
     cfg = cfg or PRESETS["ci"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the networks are tiny: more threads only add overhead
-    try:
+    with cpu_threads(1):  # the networks are tiny: more threads only add overhead
         return _run(cfg, device)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(cfg: BiologyConfig, device: str | torch.device) -> BiologyRun:

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 from mirrorlib import networks as nw
 from mirrorlib.data import load_dataset
+from mirrorlib.experiments import cpu_threads
 from mirrorlib.optim import MirrorDescent
 from mirrorlib.potentials import potential as make_potential
 from mirrorlib.recovery import InputError, scan_geometry
@@ -696,10 +697,17 @@ def analyse(
 def run_one(
     spec: RunSpec, cfg: DeepNetworksConfig, cache_dir: str | os.PathLike, device: str = "cpu"
 ) -> pd.DataFrame:
-    """Run ``spec``: finetune and score the candidates; one row per candidate (:data:`COLUMNS`)."""
+    """Run ``spec``: finetune and score the candidates; one row per candidate (:data:`COLUMNS`).
+
+    Runs on ``cfg.threads`` torch CPU threads (restored afterwards) when set."""
+    with cpu_threads(cfg.threads or None):
+        return _run_one(spec, cfg, cache_dir, device)
+
+
+def _run_one(
+    spec: RunSpec, cfg: DeepNetworksConfig, cache_dir: str | os.PathLike, device: str
+) -> pd.DataFrame:
     start = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     setup = cfg.setup(spec.architecture)
     if setup.max_epochs is not None:
         cfg = replace(cfg, max_epochs=setup.max_epochs, epochs=min(cfg.epochs, setup.max_epochs))

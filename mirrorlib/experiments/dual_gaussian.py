@@ -38,8 +38,9 @@ import torch
 from scipy import optimize
 from torch import Tensor
 
+from mirrorlib.experiments import cpu_threads
 from mirrorlib.experiments.correlated_inputs import circulant_embedding, correlated_inputs
-from mirrorlib.experiments.linear_regression import _cpu_threads, delta_cdf_null, train_batched
+from mirrorlib.experiments.linear_regression import delta_cdf_null, train_batched
 from mirrorlib.optim import MirrorDescent
 from mirrorlib.potentials import NegativeEntropy, Potential, potential
 from mirrorlib.recovery import InputError
@@ -290,7 +291,7 @@ def bregman_projection(
     pot = potential(potential_)
     X, y, w0 = X.double(), y.double(), w0.double()
     small = X.shape[0] ** 2 * X.shape[1] < SMALL_WORK
-    with _cpu_threads(1 if small else None):
+    with cpu_threads(1 if small else None):
         return _newton(X, y, w0, pot, tol, max_iter, accept, stall)
 
 
@@ -779,7 +780,7 @@ def run_deep(
         raise InputError(f"deep_n must be in [2, {len(x_b_all)}), got {cfg.deep_n}")
     rows, hists = [], []
     for width in cfg.widths:
-        with _cpu_threads(1 if width**2 * cfg.deep_n < SMALL_WORK else None):
+        with cpu_threads(1 if width**2 * cfg.deep_n < SMALL_WORK else None):
             _deep_width(cfg, width, x_a, train.labels, x_b_all, test.labels, rows, hists)
     hist_cols = ["width", "potential", "left", "right", "density"]
     return pd.DataFrame(rows), pd.concat(hists, ignore_index=True)[hist_cols]

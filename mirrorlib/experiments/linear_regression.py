@@ -41,10 +41,8 @@ a dense Cholesky factor (the same Gaussian law).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import NamedTuple
@@ -55,6 +53,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from mirrorlib.experiments import cpu_threads
 from mirrorlib.experiments.correlated_inputs import circulant_embedding, correlated_inputs
 from mirrorlib.optim import MirrorDescent
 from mirrorlib.potentials import Potential, potential
@@ -222,18 +221,6 @@ thread: at that size the threads' per-operation synchronisation costs more than 
 on a busy machine, stalls for milliseconds)."""
 
 
-@contextlib.contextmanager
-def _cpu_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch CPU threads (``None``: unchanged), then restore them."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def train_batched(
     X: Tensor,
     y: Tensor,
@@ -259,7 +246,7 @@ def train_batched(
     buf = torch.zeros_like(w)
     scale = 2.0 / X.shape[-2]
     small = w.shape[0] * X.shape[-2] * X.shape[-1] < SMALL_WORK
-    with _cpu_threads(1 if small and w.device.type == "cpu" else None):
+    with cpu_threads(1 if small and w.device.type == "cpu" else None):
         r = _outputs(X, w) - y
         for factor in cosine_schedule(steps):
             buf.mul_(momentum).add_(_backprop(X, r), alpha=scale)

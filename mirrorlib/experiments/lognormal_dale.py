@@ -44,6 +44,7 @@ from scipy import special
 from torch import Tensor, nn
 
 from mirrorlib.data import ImageDataset, load_dataset
+from mirrorlib.experiments import cpu_threads
 from mirrorlib.experiments import linear_regression as linreg
 from mirrorlib.init import random_signs, signed_lognormal_
 from mirrorlib.optim import MirrorDescent, SignConstrainedSGD
@@ -242,14 +243,8 @@ def _one_thread(function):
 
     @functools.wraps(function)
     def wrapped(cfg=None, *args, **kwargs):
-        threads = (cfg or PRESETS["ci"]).threads
-        before = torch.get_num_threads()
-        if threads is not None:
-            torch.set_num_threads(threads)
-        try:
+        with cpu_threads((cfg or PRESETS["ci"]).threads):
             return function(cfg, *args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
 
     return wrapped
 
