@@ -96,6 +96,72 @@ def test_summaries_of_fig3_agree_with_the_table(fig3_table):
     assert ne.loc["hypentropy(beta=0.1)", "distance"].isna().all()
 
 
+def test_neighbour_check_uses_new_draws_and_only_the_nearest_candidates():
+    cfg = wp.config(
+        "ci",
+        w0_laws=("lognormal",),
+        true_potentials=("negative_entropy", "3-norm"),
+        n_seeds=4,
+        neighbour_seeds=40,
+    )
+    table = wp.run_neighbours(cfg)
+    assert tuple(table.columns) == wp.FIG3_COLUMNS
+    assert set(table["seed"]) == set(range(4, 44))  # after Fig 3's seeds 0..3
+    assert set(table["candidate"]) == {
+        "negative_entropy",
+        "1.1-norm",
+        "2.9-norm",
+        "3-norm",
+        "3.1-norm",
+    }
+    advantage = wp.neighbour_advantage(table)
+    assert tuple(advantage.columns) == wp.NEIGHBOUR_COLUMNS
+    # NE against the 1.1-norm; the 3-norm against 2.9 and 3.1; each with both statistics
+    assert len(advantage) == 2 * 3
+    assert (advantage["n_seeds"] == 40).all()
+    row = advantage[(advantage["neighbour"] == "3.1-norm") & ~advantage["centered"]].iloc[0]
+    keys = ["seed", "centered", "true_potential"]
+    panel = table[(table["true_potential"] == "3-norm") & ~table["centered"]].set_index(keys)
+    gap = (
+        panel.loc[panel["candidate"] == "3.1-norm", "delta_cdf"]
+        - panel.loc[panel["candidate"] == "3-norm", "delta_cdf"]
+    )
+    assert row["mean_gap"] == pytest.approx(gap.mean())
+    assert row["se_gap"] == pytest.approx(gap.std(ddof=1) / np.sqrt(40))
+    assert row["share_truth_lower"] == pytest.approx((gap > 0).mean())
+    if row["mean_gap"] > 0:
+        assert row["seeds_needed"] == math.ceil(4 * gap.var(ddof=1) / gap.mean() ** 2)
+
+
+def test_neighbour_gap_that_favours_the_neighbour_needs_infinite_seeds():
+    scores = {  # seed -> (truth, 1.9-norm, 2.1-norm)
+        0: (0.05, 0.04, 0.051),
+        1: (0.05, 0.03, 0.052),
+        2: (0.05, 0.045, 0.057),
+    }
+    rows = [
+        {
+            "init": "normal",
+            "true_potential": "2-norm",
+            "centered": False,
+            "seed": seed,
+            "candidate": name,
+            "delta_cdf": value,
+        }
+        for seed, values in scores.items()
+        for name, value in zip(("2-norm", "1.9-norm", "2.1-norm"), values, strict=True)
+    ]
+    advantage = wp.neighbour_advantage(pd.DataFrame(rows)).set_index("neighbour")
+    assert advantage.loc["1.9-norm", "mean_gap"] == pytest.approx(-0.035 / 3)
+    assert advantage.loc["1.9-norm", "seeds_needed"] == math.inf
+    assert advantage.loc["1.9-norm", "share_truth_lower"] == 0.0
+    gaps = np.array([0.001, 0.002, 0.007])
+    assert advantage.loc["2.1-norm", "mean_gap"] == pytest.approx(gaps.mean())
+    expected = math.ceil(4 * gaps.var(ddof=1) / gaps.mean() ** 2)
+    assert expected == 4
+    assert advantage.loc["2.1-norm", "seeds_needed"] == expected
+
+
 def test_power_table_has_the_documented_columns(power_table):
     assert tuple(power_table.columns) == wp.POWER_COLUMNS
     assert len(power_table) == 2 * 1 * 2
@@ -171,6 +237,7 @@ def test_sample_w0_matches_the_paper():
         ({"n_synapses": (50, 100)}, r"each n_synapses must be >= 100"),
         ({"changes": (0.0,)}, r"changes must be finite and > 0"),
         ({"n_boot": 0}, r"n_boot must be >= 1"),
+        ({"neighbour_seeds": 1}, r"neighbour_seeds must be >= 2"),
         ({"confidence": 1.5}, r"confidence must be in \(0, 1\)"),
         ({"p_grid": (0.5, 2.0)}, r"every p in p_grid must be > 1"),
         ({"colour": "red"}, r"unknown setting\(s\) colour"),

@@ -12,6 +12,9 @@ Delta-CDF of its own dual change (:func:`mirrorlib.recovery.scan_geometry`).
 - :func:`truth_beats_candidate`, :func:`best_candidate_share`, :func:`summarise_fig3`: from the
   Fig 3 table, how often the true potential scores lower than each candidate on the same data,
   how often each candidate is the best, and where each panel's minimum sits.
+- :func:`run_neighbours`, :func:`neighbour_advantage`: Fig 3's draw repeated over many more
+  seeds, only for each truth and its nearest candidates (``p +- 0.1``): the expected advantage
+  of the truth over its neighbours, and how many seeds a mean curve needs to resolve it.
 - :func:`run_recovery_power`: how often a two-candidate scan picks the true potential (and
   rules the alternative out with its bootstrap) as a function of the number of synapses and of
   the size of the change.
@@ -38,6 +41,7 @@ from mirrorlib.stats import delta_cdf_floor
 
 __all__ = [
     "FIG3_COLUMNS",
+    "NEIGHBOUR_COLUMNS",
     "POWER_COLUMNS",
     "PRESETS",
     "W0_LAWS",
@@ -46,7 +50,9 @@ __all__ = [
     "config",
     "fig3_candidates",
     "kurtosis_wrong_potential",
+    "neighbour_advantage",
     "run_fig3",
+    "run_neighbours",
     "run_recovery_power",
     "sample_w0",
     "smallest_n",
@@ -93,6 +99,20 @@ POWER_COLUMNS = (
 )
 """Columns of :func:`run_recovery_power`'s table."""
 
+NEIGHBOUR_COLUMNS = (
+    "init",
+    "true_potential",
+    "centered",
+    "neighbour",
+    "n_seeds",
+    "mean_gap",
+    "se_gap",
+    "z",
+    "share_truth_lower",
+    "seeds_needed",
+)
+"""Columns of :func:`neighbour_advantage`'s table."""
+
 
 @dataclass(frozen=True)
 class WrongPotentialConfig:
@@ -101,7 +121,8 @@ class WrongPotentialConfig:
     Fig 3: ``n_weights`` weights per draw, each law in ``w0_laws``, each potential in
     ``true_potentials``; the change is ``sigma = change_factor * |to_dual(change_ref)|`` in the
     true potential's dual space; candidates are negative entropy, ``p_grid`` and hyperbolic
-    entropy with each scale in ``betas``; ``n_seeds`` draws.
+    entropy with each scale in ``betas``; ``n_seeds`` draws. The neighbour check repeats the
+    draw for ``neighbour_seeds`` further seeds with only the truths' nearest candidates.
 
     Power: for each ``(true, alternative)`` in ``pairs``, each target relative change in
     ``changes`` (``sigma = change * rms(to_dual(w0))``) and each number of synapses in
@@ -117,6 +138,7 @@ class WrongPotentialConfig:
     change_factor: float = 0.1
     change_ref: float = 0.1
     n_seeds: int = 30
+    neighbour_seeds: int = 200
     pairs: tuple[tuple[str, str], ...] = (
         ("negative_entropy", "1.2-norm"),
         ("negative_entropy", "1.5-norm"),
@@ -146,6 +168,7 @@ def _check(cfg: WrongPotentialConfig) -> None:
 
     need(cfg.n_weights >= MIN_WEIGHTS, f"n_weights must be >= {MIN_WEIGHTS}, got {cfg.n_weights}")
     need(cfg.n_seeds >= 1, f"n_seeds must be >= 1, got {cfg.n_seeds}")
+    need(cfg.neighbour_seeds >= 2, f"neighbour_seeds must be >= 2, got {cfg.neighbour_seeds}")
     need(cfg.repetitions >= 1, f"repetitions must be >= 1, got {cfg.repetitions}")
     need(cfg.n_boot >= 1, f"n_boot must be >= 1 (the power needs the bootstrap), got {cfg.n_boot}")
     need(0 < cfg.confidence < 1, f"confidence must be in (0, 1), got {cfg.confidence}")
@@ -178,13 +201,15 @@ PRESETS: dict[str, WrongPotentialConfig] = {
     "ci": WrongPotentialConfig(),
     "paper": WrongPotentialConfig(
         n_synapses=(100, 150, 200, 300, 500, 700, 1000, 2000, 3000, 5000),
+        neighbour_seeds=3000,
         repetitions=100,
         n_boot=200,
     ),
 }
-"""``ci``: Fig 3 at the paper's settings (cheap: no bootstrap) and a coarse power grid, 4
-sample sizes with 20 repetitions per cell and 40 bootstrap replicates (under a minute on one
-core). ``paper``: Fig 3 unchanged; 10 sample sizes from 100 to 5000, 100 repetitions per cell
+"""``ci``: Fig 3 at the paper's settings (cheap: no bootstrap), the neighbour check over 200
+seeds, and a coarse power grid, 4 sample sizes with 20 repetitions per cell and 40 bootstrap
+replicates (under a minute on one core). ``paper``: Fig 3 unchanged; the neighbour check over
+3000 seeds; 10 sample sizes from 100 to 5000, 100 repetitions per cell
 and 200 bootstrap replicates (about half an hour on one core)."""
 
 
@@ -285,6 +310,79 @@ def run_fig3(cfg: WrongPotentialConfig | None = None) -> pd.DataFrame:
                             }
                         )
     return pd.DataFrame(rows, columns=list(FIG3_COLUMNS))
+
+
+def _neighbours(name: str) -> list[str]:
+    """The candidates nearest to ``name`` on Fig 3's scan: ``p +- 0.1`` (NE's is the 1.1-norm)."""
+    pot = potential(name)
+    if isinstance(pot, NegativeEntropy):
+        return [PNorm(1.1).name]
+    if isinstance(pot, PNorm):
+        return [PNorm(round(q, 10)).name for q in (pot.p - 0.1, pot.p + 0.1) if q > 1]
+    raise ValueError(f"no neighbours on the scan for {name!r}: a p-norm or negative entropy")
+
+
+def run_neighbours(cfg: WrongPotentialConfig | None = None) -> pd.DataFrame:
+    """Fig 3's draw over ``cfg.neighbour_seeds`` more seeds, scoring only the truths' neighbours.
+
+    The seeds follow Fig 3's (``seed + n_seeds`` onwards), so the draws are new; the candidates
+    are every true potential and its nearest candidates on the scan (``p +- 0.1``; the
+    1.1-norm for negative entropy). The table has :func:`run_fig3`'s columns; summarise it with
+    :func:`neighbour_advantage`.
+    """
+    cfg = cfg or PRESETS["ci"]
+    near = {
+        round(q, 10)
+        for t in cfg.true_potentials
+        for q in (_exponent(t), *(potential(c).p for c in _neighbours(t)))
+        if q > 1
+    }
+    wide = replace(
+        cfg,
+        p_grid=tuple(sorted(near)),
+        betas=(),
+        n_seeds=cfg.neighbour_seeds,
+        seed=cfg.seed + cfg.n_seeds,
+    )
+    return run_fig3(wide)
+
+
+def neighbour_advantage(table: pd.DataFrame) -> pd.DataFrame:
+    """From a :func:`run_neighbours` (or :func:`run_fig3`) table: the truth against each neighbour.
+
+    Paired by seed, ``gap = delta_cdf(neighbour) - delta_cdf(truth)``. One row per ``(init,
+    true_potential, centered, neighbour)`` with the columns of :data:`NEIGHBOUR_COLUMNS`:
+    ``mean_gap`` (> 0: the truth is lower in expectation), its standard error ``se_gap`` and
+    ``z = mean_gap / se_gap``, ``share_truth_lower`` (fraction of seeds) and ``seeds_needed``,
+    the seeds a mean curve needs for the gap to be two standard errors,
+    ``ceil(4 sd^2 / mean_gap^2)`` (infinite when ``mean_gap <= 0``).
+    """
+    keys = ["init", "true_potential", "centered", "seed"]
+    truth = table[table["candidate"] == table["true_potential"]][[*keys, "delta_cdf"]]
+    merged = table.merge(truth, on=keys, suffixes=("", "_truth"))
+    rows = []
+    for (law, true, centered), panel in merged.groupby(keys[:3], sort=False):
+        for name in _neighbours(true):
+            gap = (panel["delta_cdf"] - panel["delta_cdf_truth"])[panel["candidate"] == name]
+            if gap.empty:
+                continue
+            n, mean, sd = len(gap), float(gap.mean()), float(gap.std(ddof=1))
+            se = sd / math.sqrt(n)
+            rows.append(
+                {
+                    "init": law,
+                    "true_potential": true,
+                    "centered": bool(centered),
+                    "neighbour": name,
+                    "n_seeds": n,
+                    "mean_gap": mean,
+                    "se_gap": se,
+                    "z": mean / se if se > 0 else math.nan,
+                    "share_truth_lower": float((gap > 0).mean()),
+                    "seeds_needed": math.ceil(4 * sd**2 / mean**2) if mean > 0 else math.inf,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(NEIGHBOUR_COLUMNS))
 
 
 def truth_beats_candidate(table: pd.DataFrame) -> pd.DataFrame:
