@@ -7,12 +7,43 @@ Experiments build on the core modules (:mod:`mirrorlib.potentials`, ...) and nev
 plotting.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields, replace
+from typing import TypeVar
 
 import torch
 
-__all__ = ["cpu_threads"]
+from mirrorlib.recovery import InputError
+
+__all__ = ["cpu_threads", "preset", "requirement"]
+
+Config = TypeVar("Config")
+
+
+def preset(presets: dict[str, Config], scale: str, overrides: dict, what: str) -> Config:
+    """``presets[scale]`` with fields replaced by ``overrides``: each module's ``config``.
+
+    Raises :class:`~mirrorlib.recovery.InputError` naming an unknown ``scale`` or an unknown
+    setting (``what`` says whose: "the biology chapter").
+    """
+    if scale not in presets:
+        raise InputError(f"unknown scale {scale!r}; choose one of {sorted(presets)}")
+    base = presets[scale]
+    unknown = sorted(set(overrides) - {f.name for f in fields(base)})
+    if unknown:
+        raise InputError(f"unknown setting(s) {', '.join(unknown)} for {what}")
+    return replace(base, **overrides)
+
+
+def requirement(what: str) -> Callable[[bool, str], None]:
+    """A check ``need(ok, message)`` raising ``InputError("bad {what} config: {message}")``."""
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise InputError(f"bad {what} config: {message}")
+
+    return need
 
 
 @contextmanager

@@ -24,7 +24,7 @@ statistics per network and layer, and the weights of one example network for the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ import torch
 from scipy import integrate, special
 
 from mirrorlib.data import load_dataset
-from mirrorlib.experiments import cpu_threads
+from mirrorlib.experiments import cpu_threads, preset, requirement
 from mirrorlib.init import signed_lognormal_
 from mirrorlib.optim import MirrorDescent
 from mirrorlib.recovery import InputError
@@ -163,9 +163,7 @@ class BiologyConfig:
 def _check(cfg: BiologyConfig) -> None:
     """Raise :class:`InputError` naming the first bad setting."""
 
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise InputError(f"bad biology config: {message}")
+    need = requirement("biology")
 
     need(len(cfg.hidden_sizes) > 0, "hidden_sizes is empty")
     need(all(int(h) == h and h >= 2 for h in cfg.hidden_sizes), "hidden sizes must be >= 2")
@@ -192,12 +190,7 @@ PRESETS: dict[str, BiologyConfig] = {
 
 def config(scale: str = "ci", **overrides) -> BiologyConfig:
     """The preset ``scale`` (``"ci"`` or ``"paper"``) with fields replaced by ``overrides``."""
-    if scale not in PRESETS:
-        raise InputError(f"unknown scale {scale!r}; choose one of {sorted(PRESETS)}")
-    unknown = sorted(set(overrides) - {f.name for f in fields(BiologyConfig)})
-    if unknown:
-        raise InputError(f"unknown setting(s) {', '.join(unknown)} for the biology chapter")
-    return replace(PRESETS[scale], **overrides)
+    return preset(PRESETS, scale, overrides, "the biology chapter")
 
 
 # --- statistics -------------------------------------------------------------------------------

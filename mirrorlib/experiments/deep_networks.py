@@ -35,7 +35,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from mirrorlib import networks as nw
 from mirrorlib.data import load_dataset
-from mirrorlib.experiments import cpu_threads
+from mirrorlib.experiments import cpu_threads, preset, requirement
 from mirrorlib.optim import MirrorDescent
 from mirrorlib.potentials import potential as make_potential
 from mirrorlib.recovery import InputError, scan_geometry
@@ -217,9 +217,7 @@ class DeepNetworksConfig:
         return self.lrs
 
 
-def _need(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(f"bad deep-networks config: {message}")
+_need = requirement("deep-networks")
 
 
 _CI_NETWORKS = (
@@ -290,12 +288,7 @@ Fashion-MNIST images upsampled to 64 px."""
 
 def config(scale: str = "ci", **overrides) -> DeepNetworksConfig:
     """The preset ``scale`` (``"ci"`` or ``"paper"``) with fields replaced by ``overrides``."""
-    if scale not in PRESETS:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(PRESETS)}")
-    unknown = sorted(set(overrides) - {f.name for f in fields(DeepNetworksConfig)})
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)} for the deep-network sweep")
-    return replace(PRESETS[scale], **overrides)
+    return preset(PRESETS, scale, overrides, "the deep-network sweep")
 
 
 # --------------------------------------------------------------------------- runs

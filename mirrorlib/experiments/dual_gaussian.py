@@ -29,7 +29,7 @@ The experiments return tidy tables: :func:`run_implicit_bias` (a, b), :func:`run
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -38,7 +38,7 @@ import torch
 from scipy import optimize
 from torch import Tensor
 
-from mirrorlib.experiments import cpu_threads
+from mirrorlib.experiments import cpu_threads, preset, requirement
 from mirrorlib.experiments.correlated_inputs import circulant_embedding, correlated_inputs
 from mirrorlib.experiments.linear_regression import delta_cdf_null, train_batched
 from mirrorlib.optim import MirrorDescent
@@ -111,9 +111,7 @@ class DualGaussianConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise InputError(f"bad dual-gaussian config: {message}")
+        need = requirement("dual-gaussian")
 
         for name in self.potentials:
             potential(name)
@@ -153,12 +151,7 @@ problems (``N = 1680``, ``D = 20000``). Everything runs on the CPU."""
 
 def config(scale: str = "ci", **overrides) -> DualGaussianConfig:
     """The preset ``scale`` (``"ci"`` or ``"paper"``) with fields replaced by ``overrides``."""
-    if scale not in PRESETS:
-        raise InputError(f"unknown scale {scale!r}; choose one of {sorted(PRESETS)}")
-    unknown = sorted(set(overrides) - {f.name for f in fields(DualGaussianConfig)})
-    if unknown:
-        raise InputError(f"unknown setting(s) {', '.join(unknown)} for the dual-gaussian chapter")
-    return replace(PRESETS[scale], **overrides)
+    return preset(PRESETS, scale, overrides, "the dual-gaussian chapter")
 
 
 # --------------------------------------------------------------------------------------------

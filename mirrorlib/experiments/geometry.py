@@ -23,13 +23,14 @@ per variable) and is deterministic: the same arguments (and ``seed``) give the s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy import optimize
 
+from mirrorlib.experiments import preset
 from mirrorlib.potentials import Potential, potential
 
 __all__ = [
@@ -120,9 +121,7 @@ PRESETS: dict[str, GeometryConfig] = {
 
 def config(scale: str = "ci", **overrides) -> GeometryConfig:
     """The preset ``scale`` (``"ci"`` or ``"paper"``) with fields replaced by ``overrides``."""
-    if scale not in PRESETS:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(PRESETS)}")
-    return replace(PRESETS[scale], **overrides)
+    return preset(PRESETS, scale, overrides, "the geometry chapter")
 
 
 def _names(potentials) -> list[Potential]:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -53,7 +53,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from mirrorlib.experiments import cpu_threads
+from mirrorlib.experiments import cpu_threads, preset
 from mirrorlib.experiments.correlated_inputs import circulant_embedding, correlated_inputs
 from mirrorlib.optim import MirrorDescent
 from mirrorlib.potentials import Potential, potential
@@ -191,9 +191,7 @@ cores); ``paper``: the full grid, 10 D up to 20000 and 30 seeds (minutes)."""
 
 def config(scale: str = "ci", **overrides) -> LinearRegressionConfig:
     """The preset ``scale`` (``"ci"`` or ``"paper"``) with fields replaced by ``overrides``."""
-    if scale not in PRESETS:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(PRESETS)}")
-    return replace(PRESETS[scale], **overrides)
+    return preset(PRESETS, scale, overrides, "the linear-regression experiment")
 
 
 def cosine_schedule(steps: int) -> list[float]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -44,7 +44,7 @@ from scipy import special
 from torch import Tensor, nn
 
 from mirrorlib.data import ImageDataset, load_dataset
-from mirrorlib.experiments import cpu_threads
+from mirrorlib.experiments import cpu_threads, preset, requirement
 from mirrorlib.experiments import linear_regression as linreg
 from mirrorlib.init import random_signs, signed_lognormal_
 from mirrorlib.optim import MirrorDescent, SignConstrainedSGD
@@ -151,9 +151,7 @@ class LognormalDaleConfig:
 
 
 def _check(cfg: LognormalDaleConfig) -> None:
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise ValueError(f"bad lognormal-dale config: {message}")
+    need = requirement("lognormal-dale")
 
     def positive_int(name: str, minimum: int = 1) -> None:
         value = getattr(cfg, name)
@@ -228,12 +226,7 @@ timed; scaling the ``ci`` timings suggests about an hour on two CPU cores)."""
 
 def config(scale: str = "ci", **overrides) -> LognormalDaleConfig:
     """The preset ``scale`` (``"ci"`` or ``"paper"``) with fields replaced by ``overrides``."""
-    if scale not in PRESETS:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(PRESETS)}")
-    unknown = sorted(set(overrides) - {f.name for f in fields(LognormalDaleConfig)})
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)} for lognormal-dale")
-    return replace(PRESETS[scale], **overrides)
+    return preset(PRESETS, scale, overrides, "lognormal-dale")
 
 
 def _one_thread(function):

@@ -44,7 +44,7 @@ k + 1/2)``, and the likelihood is the probability of that interval given ``w >= 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,7 @@ import pandas as pd
 from scipy import optimize, special
 
 from mirrorlib.connectome import load_witvliet, paired_counts
+from mirrorlib.experiments import preset, requirement
 from mirrorlib.potentials import HyperbolicEntropy, NegativeEntropy, PNorm, Potential, potential
 from mirrorlib.recovery import DEFAULT_CANDIDATES, InputError, scan_geometry
 
@@ -746,9 +747,7 @@ class SynapseDataConfig:
     seed: int = 0
 
     def __post_init__(self):
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ValueError(f"bad synapse-data config: {message}")
+        need = requirement("synapse-data")
 
         need(self.n_volumes >= MIN_VOLUMES, f"n_volumes must be >= {MIN_VOLUMES}")
         for g in self.groups:
@@ -790,12 +789,7 @@ repetitions and more bootstrap replicates."""
 
 def config(scale: str = "ci", **overrides) -> SynapseDataConfig:
     """The preset ``scale`` with fields replaced by ``overrides``."""
-    if scale not in PRESETS:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(PRESETS)}")
-    unknown = sorted(set(overrides) - {f.name for f in fields(SynapseDataConfig)})
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)} for the synapse-data chapter")
-    return replace(PRESETS[scale], **overrides)
+    return preset(PRESETS, scale, overrides, "the synapse-data chapter")
 
 
 def _seed(*keys) -> int:

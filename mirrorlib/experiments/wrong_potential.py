@@ -28,12 +28,13 @@ All functions are deterministic: the same configuration gives the same table.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
+from mirrorlib.experiments import preset, requirement
 from mirrorlib.init import signed_lognormal_
 from mirrorlib.potentials import HyperbolicEntropy, NegativeEntropy, PNorm, potential
 from mirrorlib.recovery import MIN_WEIGHTS, scan_geometry, simulate_after
@@ -162,9 +163,7 @@ class WrongPotentialConfig:
 def _check(cfg: WrongPotentialConfig) -> None:
     """Raise ``ValueError`` naming the first bad setting."""
 
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise ValueError(f"bad wrong-potential config: {message}")
+    need = requirement("wrong-potential")
 
     need(cfg.n_weights >= MIN_WEIGHTS, f"n_weights must be >= {MIN_WEIGHTS}, got {cfg.n_weights}")
     need(cfg.n_seeds >= 1, f"n_seeds must be >= 1, got {cfg.n_seeds}")
@@ -215,12 +214,7 @@ and 200 bootstrap replicates (about half an hour on one core)."""
 
 def config(scale: str = "ci", **overrides) -> WrongPotentialConfig:
     """The preset ``scale`` (``"ci"`` or ``"paper"``) with fields replaced by ``overrides``."""
-    if scale not in PRESETS:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(PRESETS)}")
-    unknown = sorted(set(overrides) - {f.name for f in fields(WrongPotentialConfig)})
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)} for the wrong-potential test")
-    return replace(PRESETS[scale], **overrides)
+    return preset(PRESETS, scale, overrides, "the wrong-potential test")
 
 
 def _stream_seed(*keys: int) -> int:

@@ -21,6 +21,7 @@ from matplotlib.colors import BoundaryNorm
 from matplotlib.lines import Line2D
 
 __all__ = [
+    "panel_grid",
     "plot_bregman_grid",
     "plot_bregman_slice",
     "plot_mirror_maps",
@@ -64,11 +65,14 @@ def potential_color(name: str, betas=()) -> str | tuple:
     return _COLORS.get(name, "0.3")
 
 
-def _panel_grid(
+def panel_grid(
     rows: int, cols: int, panel: tuple[float, float], margin: float = 0.0, **share: bool
 ) -> np.ndarray:
     """A ``rows x cols`` array of axes (constrained layout); ``panel`` is one panel's
-    (width, height) in inches and ``margin`` the extra width kept for a legend."""
+    (width, height) in inches and ``margin`` the extra width kept for a legend.
+
+    Shared by every chapter's figures (the submodules of :mod:`mirrorlib.plotting`).
+    """
     _, axes = plt.subplots(
         rows,
         cols,
@@ -103,7 +107,7 @@ def plot_bregman_grid(
     pots = list(dict.fromkeys(table["potential"]))
     dirs = list(dict.fromkeys(table["direction"]))
     if axes is None:
-        axes = _panel_grid(len(dirs), len(pots), (3.1, 3.0), 1.2, sharex=True, sharey=True)
+        axes = panel_grid(len(dirs), len(pots), (3.1, 3.0), 1.2, sharex=True, sharey=True)
     axes = np.asarray(axes).reshape(len(dirs), len(pots))
     levels = np.asarray(levels, dtype=float)
     norm = BoundaryNorm(levels, plt.get_cmap("viridis").N, extend="both")
@@ -406,7 +410,7 @@ def plot_fig3_wrong_potential(
     laws = list(dict.fromkeys(table["init"]))
     trues = list(dict.fromkeys(table["true_potential"]))
     if axes is None:
-        axes = _panel_grid(len(laws), len(trues), (3.3, 2.9), 2.2, sharex=True, sharey=True)
+        axes = panel_grid(len(laws), len(trues), (3.3, 2.9), 2.2, sharex=True, sharey=True)
     axes = np.asarray(axes).reshape(len(laws), len(trues))
     where, ticks, labels = candidate_positions(table)
     styles = {False: {"ls": "-", "marker": "o"}, True: {"ls": "--", "marker": "s"}}
@@ -510,7 +514,7 @@ def plot_truth_beats_candidate(table: pd.DataFrame, axes: np.ndarray | None = No
     """
     trues = list(dict.fromkeys(table["true_potential"]))
     if axes is None:
-        axes = _panel_grid(1, len(trues), (3.3, 3.0), 2.2, sharey=True)
+        axes = panel_grid(1, len(trues), (3.3, 3.0), 2.2, sharey=True)
     axes = np.asarray(axes).reshape(-1)
     where, ticks, labels = candidate_positions(table)
     for ax, true in zip(axes, trues, strict=True):
@@ -566,7 +570,7 @@ def plot_recovery_power(
     """
     changes = sorted(table["change_scale"].unique())
     if axes is None:
-        axes = _panel_grid(2, len(changes), (3.2, 2.8), 2.6, sharex=True, sharey=True)
+        axes = panel_grid(2, len(changes), (3.2, 2.8), 2.6, sharex=True, sharey=True)
     axes = np.asarray(axes).reshape(2, len(changes))
     gaps = sorted(table["exponent_gap"].abs().unique())
     cmap = plt.get_cmap("viridis")

@@ -15,7 +15,7 @@ from mirrorlib.experiments.biology import (
     mixture_density,
     sign_structure,
 )
-from mirrorlib.plotting import _panel_grid, potential_color
+from mirrorlib.plotting import panel_grid, potential_color
 
 __all__ = ["MODEL_LABELS", "model_style", "plot_weights_vs_synapses"]
 
@@ -64,7 +64,7 @@ def plot_weights_vs_synapses(
     ``weights`` has the columns of :data:`mirrorlib.experiments.biology.WEIGHT_COLUMNS`.
     """
     if axes is None:
-        axes = _panel_grid(1, 3, (3.6, 3.0)).ravel()
+        axes = panel_grid(1, 3, (3.6, 3.0)).ravel()
     lim = 5.0
     bins = np.linspace(-lim, lim, 61)
     models = list(dict.fromkeys(weights["model"]))

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import NullFormatter
 
-from mirrorlib.plotting import _panel_grid, potential_color, potential_label
+from mirrorlib.plotting import panel_grid, potential_color, potential_label
 
 __all__ = [
     "method_color",
@@ -78,7 +78,7 @@ def plot_regression_distributions(
     inits = list(dict.fromkeys(hist["init"]))
     pots = [p for p in dict.fromkeys(hist["potential"]) if p != "-"]
     if axes is None:
-        axes = _panel_grid(len(inits), len(pots) + 1, (3.2, 2.6), sharex="col")
+        axes = panel_grid(len(inits), len(pots) + 1, (3.2, 2.6), sharex="col")
     for i, init in enumerate(inits):
         h, q = hist[hist["init"] == init], qq[qq["init"] == init]
         before_h, before_q = h[h["stage"] == "before"], q[q["stage"] == "before"]
@@ -115,7 +115,7 @@ def plot_lognormality_vs_change(table: pd.DataFrame, axes: np.ndarray | None = N
     """
     alphas = sorted(table["alpha"].unique())
     if axes is None:
-        axes = _panel_grid(1, len(alphas), (3.6, 3.0), 1.8, sharey=True)[0]
+        axes = panel_grid(1, len(alphas), (3.6, 3.0), 1.8, sharey=True)[0]
     markers = {"lognormal": "o", "normal": "s"}
     for ax, alpha in zip(axes, alphas, strict=True):
         sub = table[table["alpha"] == alpha]
@@ -161,7 +161,7 @@ def plot_dale_training(
     :func:`~mirrorlib.experiments.lognormal_dale.run_dale`. Returns the 4 axes.
     """
     if axes is None:
-        axes = _panel_grid(1, 4, (3.0, 2.7), 1.6)[0]
+        axes = panel_grid(1, 4, (3.0, 2.7), 1.6)[0]
     methods = list(dict.fromkeys(accuracy["method"]))
     for method in methods:
         color, label = method_color(method), method_label(method)
@@ -220,7 +220,7 @@ def plot_dale_distributions(
     layers = sorted(hist["layer"].unique())
     methods = [m for m in dict.fromkeys(hist["method"]) if m != "-"]
     if axes is None:
-        axes = _panel_grid(len(layers), len(methods) + 1, (2.9, 2.4))
+        axes = panel_grid(len(layers), len(methods) + 1, (2.9, 2.4))
     for i, layer in enumerate(layers):
         h, q = hist[hist["layer"] == layer], qq[qq["layer"] == layer]
         before_h, before_q = h[h["stage"] == "before"], q[q["stage"] == "before"]

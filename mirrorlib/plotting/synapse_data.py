@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from mirrorlib.plotting import _panel_grid, potential_color, potential_label
+from mirrorlib.plotting import panel_grid, potential_color, potential_label
 
 __all__ = [
     "plot_calibration",
@@ -50,7 +50,7 @@ def plot_fig5_volume_fits(
     ``w0``. Returns the axes."""
     models = list(dict.fromkeys(densities["w0_model"]))
     if axes is None:
-        axes = _panel_grid(1, len(models), (3.6, 3.0), 1.8, sharey=True)[0]
+        axes = panel_grid(1, len(models), (3.6, 3.0), 1.8, sharey=True)[0]
     bins = np.linspace(samples["log10_volume"].min(), samples["log10_volume"].max(), 45)
     for ax, model in zip(axes, models, strict=True):
         ax.hist(samples["log10_volume"], bins=bins, density=True, color="0.85", label="samples")
@@ -92,7 +92,7 @@ def plot_known_w0_power(summary: pd.DataFrame, axes: np.ndarray | None = None) -
     synapses, how often the truth is the best candidate (left) and the width in ``p`` of the
     set the bootstrap cannot rule out (right). Returns the axes."""
     if axes is None:
-        axes = _panel_grid(1, 2, (3.6, 3.0), 1.0)[0]
+        axes = panel_grid(1, 2, (3.6, 3.0), 1.0)[0]
     for truth, sub in summary.groupby("truth", sort=False):
         kw = {"color": _color(truth), "marker": "o", "label": _label(truth)}
         axes[0].plot(sub["n"], sub["truth_best"], **kw)
@@ -115,7 +115,7 @@ def plot_connectome_scan(
     (negative entropy at ``p = 1``), filled where the bootstrap cannot tell it from the best,
     with the finite-sample ``floor``. Returns the axes."""
     if axes is None:
-        axes = _panel_grid(1, 2, (3.6, 3.2), 0.0)[0]
+        axes = panel_grid(1, 2, (3.6, 3.2), 0.0)[0]
     grouped = pairs.groupby(["before", "after"]).size().rename("n").reset_index()
     axes[0].scatter(grouped["before"], grouped["after"], s=6 * grouped["n"], color="C0", alpha=0.6)
     top = max(grouped["before"].max(), grouped["after"].max())
