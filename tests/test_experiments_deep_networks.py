@@ -255,3 +255,19 @@ def test_finetune_subcommand_lists_slices_and_rejects_bad_parts(capsys):
     for bad in ("3/2", "0/2", "x"):
         assert cli.main(["finetune", "--part", bad, "--list"]) == 2
         assert "--part must be i/k" in capsys.readouterr().err
+
+
+def test_finetune_list_keeps_only_the_named_networks(capsys):
+    from mirrorlib import cli
+
+    assert cli.main(["finetune", "--scale", "ci", "--networks", "mnist-cnn", "--list"]) == 0
+    ids = capsys.readouterr().out.split()
+    expected = [s.run_id for s in dn.run_specs(dn.config("ci")) if s.architecture == "mnist-cnn"]
+    assert ids == expected and len(ids) > 0
+    assert (
+        dn.select_specs(dn.config("ci"), (1, 2), ["mnist-cnn"])
+        == [s for s in dn.run_specs(dn.config("ci")) if s.architecture == "mnist-cnn"][1::2]
+    )
+    assert cli.main(["finetune", "--scale", "ci", "--networks", "rnn-10000", "--list"]) == 2
+    err = capsys.readouterr().err
+    assert "no network(s) rnn-10000 in this sweep; choose from rnn-100" in err

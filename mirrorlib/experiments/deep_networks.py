@@ -72,6 +72,7 @@ __all__ = [
     "run_spec",
     "run_specs",
     "run_sweep",
+    "select_specs",
     "summary",
     "sweep_folder",
 ]
@@ -756,6 +757,29 @@ def _run_file(out_dir, spec: RunSpec) -> Path:
     return Path(out_dir) / "runs" / f"{spec.run_id}.csv"
 
 
+def select_specs(
+    cfg: DeepNetworksConfig,
+    part: tuple[int, int] = (0, 1),
+    architectures: Sequence[str] | None = None,
+) -> list[RunSpec]:
+    """The runs of ``cfg`` in slice ``part=(i, k)`` (specs ``i, i + k, ...``, 0-based), of the
+    networks in ``architectures`` (all when ``None``). An architecture that is not in the sweep
+    raises :class:`InputError` listing those that are."""
+    i, k = part
+    if not (k >= 1 and 0 <= i < k):
+        raise InputError(f"part must be (i, k) with 0 <= i < k, got {part}")
+    specs = run_specs(cfg)
+    if architectures is not None:
+        known = list(dict.fromkeys(s.architecture for s in specs))
+        unknown = [a for a in architectures if a not in known]
+        if unknown:
+            raise InputError(
+                f"no network(s) {', '.join(unknown)} in this sweep; choose from {', '.join(known)}"
+            )
+        specs = [s for s in specs if s.architecture in set(architectures)]
+    return specs[i::k]
+
+
 def run_sweep(
     cfg: DeepNetworksConfig,
     out_dir: str | os.PathLike,
@@ -766,19 +790,14 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Run every spec of ``cfg`` not yet done (no ``out_dir/runs/<run_id>.csv``), writing each
     run's rows atomically as it finishes; return the table of every finished run
-    (:func:`collect`). ``part=(i, k)``: only the specs ``i, i + k, i + 2k, ...`` (0-based), so
-    ``k`` machines can share a sweep. ``architectures``: only these networks. ``device``:
+    (:func:`collect`). ``part`` and ``architectures`` select the runs (:func:`select_specs`):
+    ``k`` machines can share a sweep with ``part=(i, k)``. ``device``:
     ``"auto"`` picks CUDA when available."""
     from mirrorlib.book import resolve_device
 
     device = resolve_device(device)
-    i, k = part
-    if not (k >= 1 and 0 <= i < k):
-        raise InputError(f"part must be (i, k) with 0 <= i < k, got {part}")
+    specs = select_specs(cfg, part, architectures)
     _check_folder(cfg, out_dir)
-    specs = run_specs(cfg)[i::k]
-    if architectures is not None:
-        specs = [s for s in specs if s.architecture in set(architectures)]
     for spec in specs:
         if progress and not _run_file(out_dir, spec).is_file():
             print(f"running {spec.run_id} on {device}", flush=True)
@@ -964,8 +983,13 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if not 1 <= i <= k:
         print(f"error: --part must be i/k with 1 <= i <= k, got {args.part!r}", file=sys.stderr)
         return 2
+    try:
+        specs = select_specs(cfg, (i - 1, k), args.networks)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.list:
-        for spec in run_specs(cfg)[i - 1 :: k]:
+        for spec in specs:
             print(spec.run_id)
         return 0
     table = run_sweep(cfg, args.out, args.device, (i - 1, k), True, args.networks)
