@@ -480,8 +480,8 @@ def replace_head(model: nn.Module, name: str, n_classes: int, seed: int = 0) -> 
 
 def analysed_weights(model: nn.Module | dict, name: str) -> dict[str, Tensor]:
     """The tensors the analysis uses: conv and linear weights (``ndim >= 2``) except the final
-    classifier, or the architecture's own selection (the RNN's recurrent matrix). Detached
-    float64 copies on the CPU, by name."""
+    classifier, or the architecture's own selection (the RNN's recurrent matrix). Detached,
+    contiguous float64 copies on the CPU, by name."""
     arch = architecture(name)
     state = model.state_dict() if isinstance(model, nn.Module) else model
     head = re.compile(arch.exclude)
@@ -492,7 +492,9 @@ def analysed_weights(model: nn.Module | dict, name: str) -> dict[str, Tensor]:
             continue
         if keep is not None and not any(p.search(key) for p in keep):
             continue
-        out[key] = value.detach().to("cpu", torch.float64).clone()
+        out[key] = (
+            value.detach().to("cpu", torch.float64).clone(memory_format=torch.contiguous_format)
+        )
     if not out:
         raise InputError(f"no analysed weights in {name}")
     return out

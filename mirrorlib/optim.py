@@ -194,6 +194,25 @@ def _units(params: list[Tensor]) -> list[list[int]]:
     return [unit for units in packs.values() for unit in units] + alone
 
 
+def _memory_order_views(tensors: tuple[Tensor, ...]) -> list[Tensor] | None:
+    """1-D views of each tensor's elements in memory order, when they are all dense (contiguous,
+    or channels-last: how convolutions run fastest on a CPU) with one layout, so that the i-th
+    element of every view is the same weight; None otherwise."""
+    first = tensors[0]
+    moving = [d for d in range(first.dim()) if first.shape[d] > 1]
+    layout = [first.stride(d) for d in moving]
+    views = []
+    for t in tensors:
+        dense = t.is_contiguous() or (
+            (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+            or (t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d))
+        )
+        if not dense or [t.stride(d) for d in moving] != layout:
+            return None
+        views.append(t.detach().as_strided((t.numel(),), (1,)))
+    return views
+
+
 def _run_compiled(
     update: Callable,
     ws: list[Tensor],
@@ -203,13 +222,19 @@ def _run_compiled(
 ) -> None:
     """Run the compiled update once over the tensors ``ws`` (and ``bufs``) laid end to end.
 
-    A contiguous tensor is updated in place through flat views; several tensors (or a
-    non-contiguous one) are flattened into one buffer, updated, and copied back.
+    A dense tensor (contiguous or channels-last) whose gradient and buffer share its strides is
+    updated in place through flat views of its memory (the update is elementwise); several
+    tensors (or one laid out otherwise) are flattened into one buffer, updated, and copied back.
     """
-    if len(ws) == 1 and all(t.is_contiguous() for t in ws + (bufs or [])):
-        flat_buf = None if bufs is None else bufs[0].view(-1)
-        update(ws[0].detach().view(-1), grads[0].reshape(-1), flat_buf, *scalars)
-        return
+    if len(ws) == 1:
+        tensors = (ws[0], grads[0], *(bufs or []))
+        if all(t.is_contiguous() for t in tensors):
+            flats = [t.detach().view(-1) for t in tensors]
+        else:
+            flats = _memory_order_views(tensors)
+        if flats is not None:
+            update(flats[0], flats[1], None if bufs is None else flats[2], *scalars)
+            return
     flat_w = _flatten_dense_tensors(ws)
     flat_buf = None if bufs is None else _flatten_dense_tensors(bufs)
     update(flat_w, _flatten_dense_tensors(grads), flat_buf, *scalars)
@@ -240,7 +265,10 @@ def _fused_mirror_descent(
     if update is not None and momentum != 0:
         for i, w in enumerate(params):
             if momentum_buffers[i] is None:  # momentum * 0 + g = g: SGD's first buffer
-                momentum_buffers[i] = torch.zeros_like(w, memory_format=torch.contiguous_format)
+                # w's own layout when dense (channels-last stays so: no copies in the update)
+                dense = _memory_order_views((w,)) is not None
+                layout = torch.preserve_format if dense else torch.contiguous_format
+                momentum_buffers[i] = torch.zeros_like(w, memory_format=layout)
     scalars: dict[tuple[torch.device, torch.dtype], tuple[Tensor, ...]] = {}
     for unit in _units(params):
         if update is not None:

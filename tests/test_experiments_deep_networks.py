@@ -271,3 +271,24 @@ def test_finetune_list_keeps_only_the_named_networks(capsys):
     assert cli.main(["finetune", "--scale", "ci", "--networks", "rnn-10000", "--list"]) == 2
     err = capsys.readouterr().err
     assert "no network(s) rnn-10000 in this sweep; choose from rnn-100" in err
+
+
+def test_a_cnn_on_the_cpu_is_finetuned_channels_last_and_analysed_in_logical_order():
+    torch.manual_seed(0)
+    y = torch.arange(32) % 10
+    x = torch.randn(10, 1, 28, 28)[y] + 0.3 * torch.randn(32, 1, 28, 28)
+    assert not dn._prefers_channels_last(nw.build("mlp-32"), x.flatten(1))
+    base = nw.build("mnist-cnn")
+    plain = {k: v.clone() for k, v in base.state_dict().items()}
+    model = nw.build("mnist-cnn")
+    model.load_state_dict(plain)
+    assert dn._prefers_channels_last(model, x)
+    cfg = _tiny(stop_at_100=False, epochs=1, max_epochs=1, batch_size=16)
+    dn.finetune(model, x, y, "ne", 1e-3, cfg, seed=0)
+    convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    after = nw.analysed_weights(model, "mnist-cnn")
+    assert all(w.is_contiguous() for w in after.values())
+    for key, w in after.items():  # same weights, logical order: NE moved each one a little
+        ratio = w / plain[key].double()
+        assert torch.all(ratio > 0) and float((ratio - 1).abs().max()) < 0.5

@@ -139,6 +139,48 @@ def test_fast_path_matches_reference(name):
     assert not fast_params[-1].is_contiguous()  # copied back in place, layout kept
 
 
+@pytest.mark.parametrize("name", ["ne", "3-norm"])
+def test_channels_last_weights_are_updated_in_place_without_copies(name, monkeypatch):
+    # Convolutions run fastest channels-last on a CPU; the fast path then updates the weights
+    # through views of their memory, keeping the layout, with no flatten/copy-back.
+    gen = torch.Generator().manual_seed(3)
+    shapes = [(32, 16, 3, 3), (64, 80, 1, 1)]  # each alone in its compiled call
+    layout = torch.channels_last
+
+    def weights():
+        return [
+            torch.nn.Parameter(torch.rand(s, generator=gen, dtype=torch.float64) + 0.1)
+            for s in shapes
+        ]
+
+    fast_params = [
+        torch.nn.Parameter(w.detach().contiguous(memory_format=layout)) for w in weights()
+    ]
+    ref_params = [torch.nn.Parameter(w.detach().clone()) for w in fast_params]
+    kwargs = {"lr": LR, "potential": name, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY}
+    fast = MirrorDescent(fast_params, **kwargs, fast=True)
+    ref = MirrorDescent(ref_params, **kwargs, fast=False)
+    pointers = [w.data_ptr() for w in fast_params]
+
+    def no_copies(*args):
+        raise AssertionError("a dense channels-last tensor was flattened and copied")
+
+    monkeypatch.setattr(optim_module, "_flatten_dense_tensors", no_copies)
+    for _ in range(4):
+        grads = [torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
+        for w, g in zip(fast_params, grads, strict=True):
+            w.grad = g.contiguous(memory_format=layout)
+        for w, g in zip(ref_params, grads, strict=True):
+            w.grad = g.clone()
+        fast.step()
+        ref.step()
+    assert_all_close(fast_params, ref_params)
+    assert_all_close(buffers(fast, fast_params), buffers(ref, ref_params))
+    assert [w.data_ptr() for w in fast_params] == pointers
+    for w, buf in zip(fast_params, buffers(fast, fast_params), strict=True):
+        assert w.is_contiguous(memory_format=layout) and buf.stride() == w.stride()
+
+
 def test_gpu_tensors_are_packed_up_to_the_cap(monkeypatch):
     # Off the CPU every tensor joins a pack (one call for a whole ResNet), packs capped in size.
     monkeypatch.setattr(optim_module, "_GPU_PACK_NUMEL", 100)
