@@ -111,6 +111,59 @@ def _fused_update(potential: Potential, has_momentum: bool, has_weight_decay: bo
     return types.FunctionType(code, update.__globals__, update.__name__, None, update.__closure__)
 
 
+_ARGUMENTS = ("w", "grad", "buf", "lr", "momentum", "weight_decay")
+
+
+class _DirectlyCalledGraph:
+    """``torch.compile`` of a fused update, whose compiled graphs are then called directly.
+
+    A call through ``torch.compile`` costs about 20 us of Python before the kernel runs
+    (Dynamo's frame evaluation and guards), several times the kernel's time on a bias vector and
+    about 0.5 ms per step on ResNet-18's 62 tensors. The first call for a ``(dtype, device)`` goes
+    through ``torch.compile``, whose backend (inductor's ``compile_fx``) is wrapped to keep the
+    compiled graph; later calls with 1-D tensors of that dtype and device, the only inputs the
+    optimiser passes, call it directly. The graph's own wrapper still checks every input's size
+    and stride. Anything unexpected (another graph signature, fewer than 2 elements, which
+    Dynamo specialises) takes the ``torch.compile`` path.
+    """
+
+    def __init__(self, update: Callable) -> None:
+        self._graphs: dict[tuple[torch.dtype, torch.device], tuple[Callable, list[str]]] = {}
+        self._compiled = torch.compile(
+            update, dynamic=True, fullgraph=True, backend=self._compile_and_keep
+        )
+
+    def _compile_and_keep(self, gm: torch.fx.GraphModule, example_inputs: list) -> Callable:
+        from torch._inductor.compile_fx import compile_fx
+
+        compiled = compile_fx(gm, example_inputs)
+        names, w = [], None
+        for node, value in zip(
+            (n for n in gm.graph.nodes if n.op == "placeholder"), example_inputs, strict=True
+        ):
+            arg = str(node.target).removeprefix("L_").removesuffix("_")
+            if isinstance(value, torch.SymInt):
+                names.append("numel")
+            elif isinstance(value, torch.Tensor) and arg in _ARGUMENTS:
+                names.append(arg)
+                w = value if arg == "w" else w
+            else:
+                return compiled  # a signature this class does not know: never called directly
+        if names.count("numel") == 1 and w is not None and w.dim() == 1:
+            self._graphs[w.dtype, w.device] = (compiled, names)
+        return compiled
+
+    def __call__(self, w, grad, buf, lr, momentum, weight_decay) -> None:
+        graph = self._graphs.get((w.dtype, w.device))
+        if graph is None or w.dim() != 1 or w.numel() < 2 or grad.dtype != w.dtype:
+            self._compiled(w, grad, buf, lr, momentum, weight_decay)
+            return
+        compiled, names = graph
+        values = {"w": w, "grad": grad, "buf": buf, "lr": lr, "momentum": momentum,
+                  "weight_decay": weight_decay, "numel": w.numel()}  # fmt: skip
+        compiled(*[values[name] for name in names])
+
+
 _COMPILED: dict[tuple[Potential, bool, bool], Callable] = {}
 _COMPILE_FAILED: set[tuple[Potential, bool, bool]] = set()
 
@@ -118,14 +171,14 @@ _COMPILE_FAILED: set[tuple[Potential, bool, bool]] = set()
 def _compiled_update(key: tuple[Potential, bool, bool]) -> Callable | None:
     """The compiled fused update for ``(potential, has_momentum, has_weight_decay)``.
 
-    Compiled once per process (dynamic shapes: one graph for every tensor size), None once
-    compiling has failed for this key.
+    Compiled once per process (dynamic shapes: one graph for every tensor size) and then called
+    directly (:class:`_DirectlyCalledGraph`), None once compiling has failed for this key.
     """
     if key in _COMPILE_FAILED:
         return None
     if key not in _COMPILED:
         try:
-            _COMPILED[key] = torch.compile(_fused_update(*key), dynamic=True, fullgraph=True)
+            _COMPILED[key] = _DirectlyCalledGraph(_fused_update(*key))
         except RuntimeError as err:  # torch.compile unsupported on this platform
             _compile_failed(key, err)
             return None
