@@ -296,6 +296,27 @@ def _run_compiled(
         torch._foreach_copy_(bufs, _unflatten_dense_tensors(flat_buf, bufs))
 
 
+_SCALARS: dict[tuple[torch.device, torch.dtype], tuple[tuple[float, ...], tuple[Tensor, ...]]] = {}
+
+
+def _scalar_tensors(
+    device: torch.device, dtype: torch.dtype, values: tuple[float, ...]
+) -> tuple[Tensor, ...]:
+    """``lr, momentum, weight_decay`` as 0-d tensors for the compiled update.
+
+    Tensors, not floats: a new lr (a scheduler) must not trigger a recompile. At least float32,
+    like eager's scalars (0-d tensors do not promote ``w``'s dtype). The last ones made per
+    ``(device, dtype)`` are reused while the values stay the same (three fewer allocations per
+    step); they are never written to, so a kernel still reading them is safe.
+    """
+    kept = _SCALARS.get((device, dtype))
+    if kept is None or kept[0] != values:
+        scalar_dtype = torch.promote_types(dtype, torch.float32)
+        tensors = tuple(torch.full((), v, dtype=scalar_dtype, device=device) for v in values)
+        kept = _SCALARS[device, dtype] = (values, tensors)
+    return kept[1]
+
+
 def _fused_mirror_descent(
     params: list[Tensor],
     grads: list[Tensor],
@@ -322,21 +343,14 @@ def _fused_mirror_descent(
                 dense = _memory_order_views((w,)) is not None
                 layout = torch.preserve_format if dense else torch.contiguous_format
                 momentum_buffers[i] = torch.zeros_like(w, memory_format=layout)
-    scalars: dict[tuple[torch.device, torch.dtype], tuple[Tensor, ...]] = {}
     for unit in _units(params):
         if update is not None:
             w = params[unit[0]]
-            if (w.device, w.dtype) not in scalars:
-                # 0-d tensors, not floats: a new lr (a scheduler) must not trigger a recompile.
-                # At least float32, like eager's scalars; 0-d tensors do not promote w's dtype.
-                dtype = torch.promote_types(w.dtype, torch.float32)
-                scalars[w.device, w.dtype] = tuple(
-                    torch.full((), v, dtype=dtype, device=w.device) for v in hyper.values()
-                )
+            scalars = _scalar_tensors(w.device, w.dtype, tuple(hyper.values()))
             ws, gs = [params[i] for i in unit], [grads[i] for i in unit]
             bufs = [momentum_buffers[i] for i in unit] if momentum != 0 else None
             try:
-                _run_compiled(update, ws, gs, bufs, scalars[w.device, w.dtype])
+                _run_compiled(update, ws, gs, bufs, scalars)
                 continue
             except TorchDynamoException as err:  # compile errors surface on the first call
                 _compile_failed(key, err)

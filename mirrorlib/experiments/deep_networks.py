@@ -466,7 +466,8 @@ def finetune(
     ``cfg.stop_at_100`` it stops at the first epoch reaching 1). A convolutional network on
     the CPU is switched to channels-last memory (:func:`_prefers_channels_last`).
     ``loss_fn(model, xb, yb)`` replaces the cross-entropy (e.g. a self-supervised loss; the
-    accuracy is then NaN and the run lasts ``T`` epochs). A loss that turns non-finite stops the run (accuracy 0).
+    accuracy is then NaN and the run lasts ``T`` epochs). A loss that turns non-finite stops the
+    run (accuracy 0).
     """
     supervised = loss_fn is None
     loss_fn = loss_fn or (lambda m, xb, yb: F.cross_entropy(m(xb), yb))
