@@ -13,6 +13,7 @@ Nesterov). Two paths compute it and agree: a readable reference path that compos
 
 from __future__ import annotations
 
+import operator
 import types
 import warnings
 from collections.abc import Callable, Iterable
@@ -128,7 +129,8 @@ class _DirectlyCalledGraph:
     """
 
     def __init__(self, update: Callable) -> None:
-        self._graphs: dict[tuple[torch.dtype, torch.device], tuple[Callable, list[str]]] = {}
+        # (dtype, device) -> (graph, positions of its inputs in (*_ARGUMENTS, numel))
+        self._graphs: dict[tuple[torch.dtype, torch.device], tuple[Callable, list[int]]] = {}
         self._compiled = torch.compile(
             update, dynamic=True, fullgraph=True, backend=self._compile_and_keep
         )
@@ -150,7 +152,8 @@ class _DirectlyCalledGraph:
             else:
                 return compiled  # a signature this class does not know: never called directly
         if names.count("numel") == 1 and w is not None and w.dim() == 1:
-            self._graphs[w.dtype, w.device] = (compiled, names)
+            order = [(*_ARGUMENTS, "numel").index(name) for name in names]
+            self._graphs[w.dtype, w.device] = (compiled, order)
         return compiled
 
     def __call__(self, w, grad, buf, lr, momentum, weight_decay) -> None:
@@ -158,10 +161,9 @@ class _DirectlyCalledGraph:
         if graph is None or w.dim() != 1 or w.numel() < 2 or grad.dtype != w.dtype:
             self._compiled(w, grad, buf, lr, momentum, weight_decay)
             return
-        compiled, names = graph
-        values = {"w": w, "grad": grad, "buf": buf, "lr": lr, "momentum": momentum,
-                  "weight_decay": weight_decay, "numel": w.numel()}  # fmt: skip
-        compiled(*[values[name] for name in names])
+        compiled, order = graph
+        args = (w, grad, buf, lr, momentum, weight_decay, w.numel())
+        compiled(*[args[i] for i in order])
 
 
 _COMPILED: dict[tuple[Potential, bool, bool], Callable] = {}
@@ -220,8 +222,9 @@ def _single_tensor_mirror_descent(
             momentum_buffers[i] = buf
 
 
-_PACK_NUMEL = 1 << 12  # CPU: tensors this small (norm and bias vectors) share one compiled call:
-# a call costs ~15 us, and packing larger tensors costs more in copies than it saves
+_PACK_NUMEL = 1 << 12  # CPU: tensors this small (norm and bias vectors) share compiled calls:
+# a call costs ~10 us, and packing larger tensors costs more in copies than it saves
+_PACK_CAP = 1 << 20  # CPU: elements per shared call (bounds the temporary copies)
 _GPU_PACK_NUMEL = 1 << 26  # GPU: every tensor is packed, up to this many elements per call (a
 # kernel launch per tensor costs more than the copies; the cap bounds the temporary memory)
 
@@ -234,17 +237,46 @@ def _units(params: list[Tensor]) -> list[list[int]]:
     that a ResNet's 62 tensors take one call, as a multi-tensor (foreach) SGD step does.
     """
     packs: dict[tuple[torch.device, torch.dtype], list[list[int]]] = {}
+    filled: dict[tuple[torch.device, torch.dtype], int] = {}  # elements in the last pack
     alone = []
     for i, w in enumerate(params):
-        cap = _PACK_NUMEL if w.device.type == "cpu" else _GPU_PACK_NUMEL
-        if w.numel() > cap:
+        n, device = w.numel(), w.device
+        small, cap = (
+            (_PACK_NUMEL, _PACK_CAP) if device.type == "cpu" else (_GPU_PACK_NUMEL, _GPU_PACK_NUMEL)
+        )
+        if n > small:
             alone.append([i])
             continue
-        units = packs.setdefault((w.device, w.dtype), [[]])
-        if units[-1] and sum(params[j].numel() for j in units[-1]) + w.numel() > cap:
+        key = (device, w.dtype)
+        units = packs.setdefault(key, [[]])
+        if units[-1] and filled[key] + n > cap:
             units.append([])
+            filled[key] = 0
         units[-1].append(i)
+        filled[key] = filled.get(key, 0) + n
     return [unit for units in packs.values() for unit in units] + alone
+
+
+_UNITS_CACHE: dict[tuple[int, ...], tuple[tuple, list[list[int]]]] = {}
+_LAYOUT = operator.attrgetter("dtype", "device")
+
+
+def _cached_units(params: list[Tensor]) -> list[list[int]]:
+    """:func:`_units`, remembered for the last few parameter lists (it costs ~60 us of Python
+    for ResNet-18's 62 tensors, each step). A list is recognised by its tensors' ids, and the
+    grouping reused only if every position still has the same dtype and device, which is all
+    a grouping needs to be valid (a tensor that changed size is at worst packed suboptimally).
+    """
+    key = tuple(map(id, params))
+    layout = tuple(map(_LAYOUT, params))
+    hit = _UNITS_CACHE.get(key)
+    if hit is not None and hit[0] == layout:
+        return hit[1]
+    units = _units(params)
+    if len(_UNITS_CACHE) >= 16:
+        _UNITS_CACHE.pop(next(iter(_UNITS_CACHE)))
+    _UNITS_CACHE[key] = (layout, units)
+    return units
 
 
 def _memory_order_views(tensors: tuple[Tensor, ...]) -> list[Tensor] | None:
@@ -343,7 +375,7 @@ def _fused_mirror_descent(
                 dense = _memory_order_views((w,)) is not None
                 layout = torch.preserve_format if dense else torch.contiguous_format
                 momentum_buffers[i] = torch.zeros_like(w, memory_format=layout)
-    for unit in _units(params):
+    for unit in _cached_units(params):
         if update is not None:
             w = params[unit[0]]
             scalars = _scalar_tensors(w.device, w.dtype, tuple(hyper.values()))

@@ -205,6 +205,21 @@ def test_channels_last_weights_are_updated_in_place_without_copies(name, monkeyp
         assert w.is_contiguous(memory_format=layout) and buf.stride() == w.stride()
 
 
+def test_cpu_packs_small_tensors_up_to_the_cap_and_remembers_the_grouping(monkeypatch):
+    monkeypatch.setattr(optim_module, "_PACK_NUMEL", 10)
+    monkeypatch.setattr(optim_module, "_PACK_CAP", 20)
+    monkeypatch.setattr(optim_module, "_UNITS_CACHE", {})
+    params = [torch.zeros(n) for n in (8, 8, 50, 8, 3)]
+    params.insert(1, torch.zeros(4, dtype=torch.float64))
+    assert optim_module._units(params) == [[0, 2], [4, 5], [1], [3]]
+    first = optim_module._cached_units(params)
+    assert first == optim_module._units(params)
+    assert optim_module._cached_units(params) is first  # same tensors: remembered
+    params[0].data = params[0].data.double()  # same object, new dtype: grouped again
+    again = optim_module._cached_units(params)
+    assert again is not first and again == [[0, 1], [2, 4, 5], [3]]
+
+
 def test_gpu_tensors_are_packed_up_to_the_cap(monkeypatch):
     # Off the CPU every tensor joins a pack (one call for a whole ResNet), packs capped in size.
     monkeypatch.setattr(optim_module, "_GPU_PACK_NUMEL", 100)
