@@ -159,6 +159,21 @@ def test_implicit_bias_table():
     assert (table[["md_vs_newton", "md_vs_scipy", "scipy_vs_newton"]] < 1e-4).all().all()
 
 
+def test_implicit_bias_flags_problems_negative_entropy_cannot_fit():
+    # seed 11 of a 5 x 20 problem has no solution with the signs of w0: mirror descent with the
+    # negative entropy cannot fit it, and the table says so instead of reporting a failure
+    cfg = dg.config("ci", small_shapes=((5, 20),), small_seeds=12,
+                    potentials=("negative_entropy", "2-norm"))  # fmt: skip
+    with np.errstate(over="ignore", invalid="ignore"):
+        table = dg.run_implicit_bias(cfg)
+    unsolvable = table[~table["solvable"]]
+    pairs = zip(unsolvable["seed"], unsolvable["potential"], strict=True)
+    assert list(pairs) == [(11, "negative_entropy")]
+    assert unsolvable["md_loss"].iloc[0] > 1e-3 and not unsolvable["newton_converged"].iloc[0]
+    solvable = table[table["solvable"]]
+    assert (solvable["row_residual"] < 1e-12).all() and solvable["newton_converged"].all()
+
+
 def test_linearisation_table():
     table = dg.run_linearisation(SMALL)
     assert len(table) == 3 * 2 * len(POTENTIALS)

@@ -472,15 +472,21 @@ def run_implicit_bias(cfg: DualGaussianConfig | None = None) -> pd.DataFrame:
     md_loss`` (final loss of mirror descent), ``row_residual`` (:func:`row_space_residual` of
     its dual change), ``md_vs_newton``, ``scipy_vs_newton``, ``md_vs_scipy`` (largest
     coordinate difference divided by the largest coordinate of ``w* - w0``),
-    ``newton_converged``, ``bregman_md``, ``bregman_scipy`` (``D_phi(w, w0)`` reached).
+    ``newton_converged``, ``bregman_md``, ``bregman_scipy`` (``D_phi(w, w0)`` reached), and
+    ``solvable``: whether the problem has a solution in the potential's domain (for negative
+    entropy, weights with the signs of ``w0``: :func:`sign_feasible`; always for p-norms). On
+    an unsolvable problem mirror descent cannot fit the labels and there is no projection.
     """
     cfg = cfg or config("ci")
     rows = []
     for N, D in cfg.small_shapes:
         for s in range(cfg.small_seeds):
             X, y, w0 = _problem(cfg.lin_inputs, N, D, cfg.seed, _SMALL, N, D, s)
+            feasible = None
             for name in cfg.potentials:
                 pot = potential(name)
+                if pot.needs_sign and feasible is None:
+                    feasible = sign_feasible(X, y, w0)
                 fit = fit_mirror_descent(X, y, w0, pot, cfg.md_lrs, cfg.md_steps)
                 proj = bregman_projection(X, y, w0, pot)
                 w_sp = torch.from_numpy(bregman_projection_scipy(X, y, w0, pot))
@@ -503,6 +509,7 @@ def run_implicit_bias(cfg: DualGaussianConfig | None = None) -> pd.DataFrame:
                         "newton_converged": proj.converged,
                         "bregman_md": float(pot.bregman(fit.w, w0).sum()),
                         "bregman_scipy": float(pot.bregman(w_sp, w0).sum()),
+                        "solvable": bool(feasible) if pot.needs_sign else True,
                     }
                 )
     return pd.DataFrame(rows)
