@@ -341,6 +341,14 @@ def run_neighbours(cfg: WrongPotentialConfig | None = None) -> pd.DataFrame:
     return run_fig3(wide)
 
 
+def _with_truth(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``delta_cdf_truth``: the true potential's score on the same draw (the same
+    law, truth, statistic and seed), for comparisons paired by seed."""
+    keys = ["init", "true_potential", "centered", "seed"]
+    truth = table[table["candidate"] == table["true_potential"]][[*keys, "delta_cdf"]]
+    return table.merge(truth, on=keys, suffixes=("", "_truth"))
+
+
 def neighbour_advantage(table: pd.DataFrame) -> pd.DataFrame:
     """From a :func:`run_neighbours` (or :func:`run_fig3`) table: the truth against each neighbour.
 
@@ -351,11 +359,11 @@ def neighbour_advantage(table: pd.DataFrame) -> pd.DataFrame:
     the seeds a mean curve needs for the gap to be two standard errors,
     ``ceil(4 sd^2 / mean_gap^2)`` (infinite when ``mean_gap <= 0``).
     """
-    keys = ["init", "true_potential", "centered", "seed"]
-    truth = table[table["candidate"] == table["true_potential"]][[*keys, "delta_cdf"]]
-    merged = table.merge(truth, on=keys, suffixes=("", "_truth"))
+    merged = _with_truth(table)
     rows = []
-    for (law, true, centered), panel in merged.groupby(keys[:3], sort=False):
+    for (law, true, centered), panel in merged.groupby(
+        ["init", "true_potential", "centered"], sort=False
+    ):
         for name in _neighbours(true):
             gap = (panel["delta_cdf"] - panel["delta_cdf_truth"])[panel["candidate"] == name]
             if gap.empty:
@@ -389,9 +397,7 @@ def truth_beats_candidate(table: pd.DataFrame) -> pd.DataFrame:
     ``|q - p|`` between candidate and truth (negative entropy as ``p = 1``; NaN for
     hyperbolic entropy).
     """
-    keys = ["init", "true_potential", "centered", "seed"]
-    truth = table[table["candidate"] == table["true_potential"]][[*keys, "delta_cdf"]]
-    merged = table.merge(truth, on=keys, suffixes=("", "_truth"))
+    merged = _with_truth(table)
     merged = merged[merged["candidate"] != merged["true_potential"]]
     beaten = merged["excluded"] | (merged["delta_cdf_truth"] < merged["delta_cdf"])
     merged = merged.assign(beaten=beaten.astype(float))
