@@ -230,8 +230,11 @@ class NegativeEntropy(Potential):
 
     @_array_api(2)
     def step(self, w: torch.Tensor, g: torch.Tensor, lr: float | torch.Tensor) -> torch.Tensor:
-        log_max = math.log(_finfo(w).max)
-        return _clamp_finite(w * torch.exp((-lr * torch.sign(w) * g).clamp(max=log_max)))
+        # -lr sign(w) g chosen by w's sign (exact, and cheaper than sign() in a compiled kernel);
+        # a zero weight is kept by the outer where (0 * exp(inf) would be NaN); an overflow
+        # saturates at the largest finite value.
+        moved = w * torch.exp(torch.where(w > 0, -lr * g, lr * g))
+        return _clamp_finite(torch.where(w == 0, w, moved))
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,19 @@ def test_negative_entropy_keeps_signs_and_zero():
         assert new[2] == 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_negative_entropy_step_saturates_and_keeps_zeros(dtype):
+    ne = NegativeEntropy()
+    big = torch.finfo(dtype).max
+    w = torch.tensor([-2.0, -1e-3, -0.0, 0.0, 1e-3, 2.0], dtype=dtype)
+    g = torch.tensor([math.inf, 1e30, -math.inf, math.inf, -1e30, -math.inf], dtype=dtype)
+    new = ne.step(w, g, 1.0)
+    # every weight is pushed away from zero beyond the largest float: it saturates there
+    expected = torch.tensor([-big, -big, 0.0, 0.0, big, big], dtype=dtype)
+    assert torch.equal(new, expected)
+    assert torch.equal(torch.signbit(new[2:4]), torch.tensor([True, False]))
+
+
 def test_negative_entropy_zero_stays_zero_for_infinite_dual():
     ne = NegativeEntropy()
     theta = torch.tensor([math.inf, -math.inf, 5.0])
@@ -106,7 +119,7 @@ def test_negative_entropy_is_multiplicative():
     ne = NegativeEntropy()
     w = torch.tensor([-0.5, 0.2, 3.0], dtype=torch.float64)
     g = torch.tensor([0.3, -1.0, 0.1], dtype=torch.float64)
-    torch.testing.assert_close(ne.step(w, g, 0.1), w * torch.exp(-0.1 * torch.sign(w) * g))
+    assert torch.equal(ne.step(w, g, 0.1), w * torch.exp(-0.1 * torch.sign(w) * g))
 
 
 def test_negative_entropy_crossing_zero_is_infinitely_far():
