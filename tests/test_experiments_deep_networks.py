@@ -155,6 +155,21 @@ def test_a_diverging_run_is_recorded_not_raised():
     assert res.train_accuracy == 0.0 and math.isinf(res.final_loss)
 
 
+def test_a_run_that_diverges_is_repeated_at_the_next_smaller_learning_rate(tmp_path, capsys):
+    cfg = _tiny(lrs=(1e30, 1e25, 0.03), trained_potentials=("2-norm",), n_seeds=1)
+    (tmp_path / "lr").mkdir()
+    (tmp_path / "lr" / "mlp-32__supervised__2-norm.json").write_text('{"lr": 1e30}')
+    table = dn.run_one(dn.RunSpec("mlp-32", "2-norm", 0), cfg, tmp_path)
+    assert (table["lr"] == 0.03).all()  # 1e30 and 1e25 diverge: both are retried
+    assert table["final_loss"].map(math.isfinite).all() and (table["train_accuracy"] > 0.9).all()
+    printed = capsys.readouterr().out
+    assert "diverged at lr = 1e+30" in printed and "diverged at lr = 1e+25" in printed
+    # with nothing smaller left to try, the diverged run is recorded as such
+    cfg = _tiny(lrs=(1e30,), trained_potentials=("2-norm",), n_seeds=1)
+    table = dn.run_one(dn.RunSpec("mlp-32", "2-norm", 0), cfg, tmp_path / "other")
+    assert (table["lr"] == 1e30).all() and (table["train_accuracy"] == 0).all()
+
+
 def test_lr_search_picks_the_learning_rate_that_fits_and_caches_it(tmp_path):
     cfg = _tiny(lrs=(1e-7, 0.1), lr_overrides=(), search_epochs=10)
     setup = cfg.networks[0]

@@ -709,7 +709,10 @@ def run_one(
 ) -> pd.DataFrame:
     """Run ``spec``: finetune and score the candidates; one row per candidate (:data:`COLUMNS`).
 
-    Runs on ``cfg.threads`` torch CPU threads (restored afterwards) when set."""
+    A run whose loss turns non-finite at the chosen learning rate (:func:`choose_lr`) is
+    repeated from the pretrained network at the next smaller learning rate of the grid, and so
+    on; the ``lr`` column records the one that finished. Runs on ``cfg.threads`` torch CPU
+    threads (restored afterwards) when set."""
     with cpu_threads(cfg.threads or None):
         return _run_one(spec, cfg, cache_dir, device)
 
@@ -722,15 +725,24 @@ def _run_one(
     if setup.max_epochs is not None:
         cfg = replace(cfg, max_epochs=setup.max_epochs, epochs=min(cfg.epochs, setup.max_epochs))
     n = n_samples(setup)
-    lr = choose_lr(setup, spec.trained_potential, cfg, cache_dir, device, spec.objective)
+    chosen = choose_lr(setup, spec.trained_potential, cfg, cache_dir, device, spec.objective)
     base = pretrained_network(setup, cfg, cache_dir, device)
     before = nw.analysed_weights(base, setup.architecture)
     x, y = _finetune_data(setup, n, spec.seed)
     x, y = x.to(device), y.to(device)
-    torch.manual_seed(spec.seed)
-    model, loss_fn = _prepare_model(base, setup, spec.objective, y, spec.seed, device)
     epochs = cfg.ssl_epochs if spec.objective != "supervised" else None
-    res = finetune(model, x, y, spec.trained_potential, lr, cfg, spec.seed, epochs, loss_fn)
+    grid = cfg.lr_grid(spec.architecture, spec.trained_potential, spec.objective)
+    for lr in (chosen, *sorted((v for v in grid if v < chosen), reverse=True)):
+        torch.manual_seed(spec.seed)
+        model, loss_fn = _prepare_model(base, setup, spec.objective, y, spec.seed, device)
+        res = finetune(model, x, y, spec.trained_potential, lr, cfg, spec.seed, epochs, loss_fn)
+        if math.isfinite(res.final_loss):
+            break
+        print(
+            f"{spec.run_id}: the loss diverged at lr = {lr:g}; retrying at the next smaller "
+            "learning rate of the grid",
+            flush=True,
+        )
     trained = model.backbone if spec.objective != "supervised" else model
     after = nw.analysed_weights(trained.cpu(), setup.architecture)
     rows = []
