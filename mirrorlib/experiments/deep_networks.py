@@ -22,7 +22,8 @@ per epoch on a cosine, ``lr_e = lr (1 + cos(pi e / T)) / 2``, over ``T = epochs`
 extended by ``extra_epochs`` (the cosine stretched over the new ``T``) up to ``max_epochs``
 while the training accuracy (measured in eval mode after an epoch) is below 100 %; the
 learning rate comes from a search over ``lrs`` on a separate draw of examples
-(:func:`choose_lr`).
+(:func:`choose_lr`), and a run whose loss diverges at it is repeated at the next smaller one
+of the grid (:func:`run_one`).
 """
 
 from __future__ import annotations
