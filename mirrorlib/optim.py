@@ -125,7 +125,8 @@ class _DirectlyCalledGraph:
     compiled graph; later calls with 1-D tensors of that dtype and device, the only inputs the
     optimiser passes, call it directly. The graph's own wrapper still checks every input's size
     and stride. Anything unexpected (another graph signature, fewer than 2 elements, which
-    Dynamo specialises) takes the ``torch.compile`` path.
+    Dynamo specialises) takes the ``torch.compile`` path, and so do CUDA tensors: the direct
+    call has only been checked against the reference path on the CPU.
     """
 
     def __init__(self, update: Callable) -> None:
@@ -151,7 +152,7 @@ class _DirectlyCalledGraph:
                 w = value if arg == "w" else w
             else:
                 return compiled  # a signature this class does not know: never called directly
-        if names.count("numel") == 1 and w is not None and w.dim() == 1:
+        if names.count("numel") == 1 and w is not None and w.dim() == 1 and not w.is_cuda:
             order = [(*_ARGUMENTS, "numel").index(name) for name in names]
             self._graphs[w.dtype, w.device] = (compiled, order)
         return compiled
