@@ -144,6 +144,18 @@ def test_hypentropy_behaves_like_negative_entropy_for_large_weights():
     )
 
 
+@pytest.mark.parametrize("p", [1.5, 2.5, 3.0, 1.1])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_p_norm_maps_equal_sign_times_power_exactly(p, dtype):
+    pot = PNorm(p)
+    w = torch.cat([signed_grid(dtype), torch.randn(1000, dtype=dtype)])
+    assert torch.equal(pot.to_dual(w), torch.sign(w) * w.abs().pow(p - 1.0))
+    theta = pot.to_dual(w) - 0.3
+    expected = torch.sign(theta) * theta.abs().pow(1.0 / (p - 1.0))
+    big = torch.finfo(dtype).max
+    assert torch.equal(pot.from_dual(theta), expected.clamp(-big, big))
+
+
 def test_two_norm_is_identity_map():
     w = torch.randn(10)
     torch.testing.assert_close(PNorm(2).to_dual(w), w)
