@@ -196,8 +196,8 @@ class NegativeEntropy(Potential):
     before the step, ``w = s exp(s theta - 1)``, so a step never changes a sign and a weight of
     exactly 0 stays 0 (its dual value is taken as 0). The step is multiplicative:
     ``w' = w exp(-lr sign(w) g)``, by a factor of at most ``sqrt(max)`` of the dtype per step.
-    ``phi''(w) = 1/|w|``. Crossing zero is infinitely far:
-    the Bregman divergence between weights of opposite signs is ``+inf``.
+    ``phi''(w) = 1/|w|``. Crossing zero is infinitely far: the Bregman divergence between
+    weights of opposite signs is ``+inf``.
     """
 
     @property

@@ -163,7 +163,8 @@ def test_a_run_that_diverges_is_repeated_at_the_next_smaller_learning_rate(tmp_p
     assert (table["lr"] == 0.03).all()  # 1e30 and 1e25 diverge: both are retried
     assert table["final_loss"].map(math.isfinite).all() and (table["train_accuracy"] > 0.9).all()
     printed = capsys.readouterr().out
-    assert "diverged at lr = 1e+30" in printed and "diverged at lr = 1e+25" in printed
+    assert "diverged at lr = 1e+30; retrying at lr = 1e+25" in printed
+    assert "diverged at lr = 1e+25; retrying at lr = 0.03" in printed
     # with nothing smaller left to try, the diverged run is recorded as such
     cfg = _tiny(lrs=(1e30,), trained_potentials=("2-norm",), n_seeds=1)
     table = dn.run_one(dn.RunSpec("mlp-32", "2-norm", 0), cfg, tmp_path / "other")

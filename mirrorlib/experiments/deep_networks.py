@@ -733,17 +733,15 @@ def _run_one(
     x, y = x.to(device), y.to(device)
     epochs = cfg.ssl_epochs if spec.objective != "supervised" else None
     grid = cfg.lr_grid(spec.architecture, spec.trained_potential, spec.objective)
-    for lr in (chosen, *sorted((v for v in grid if v < chosen), reverse=True)):
+    lrs = [chosen, *sorted((v for v in grid if v < chosen), reverse=True)]
+    for lr, smaller in zip(lrs, [*lrs[1:], None], strict=True):
         torch.manual_seed(spec.seed)
         model, loss_fn = _prepare_model(base, setup, spec.objective, y, spec.seed, device)
         res = finetune(model, x, y, spec.trained_potential, lr, cfg, spec.seed, epochs, loss_fn)
         if math.isfinite(res.final_loss):
             break
-        print(
-            f"{spec.run_id}: the loss diverged at lr = {lr:g}; retrying at the next smaller "
-            "learning rate of the grid",
-            flush=True,
-        )
+        then = f"retrying at lr = {smaller:g}" if smaller else "recorded as diverged"
+        print(f"{spec.run_id}: the loss diverged at lr = {lr:g}; {then}", flush=True)
     trained = model.backbone if spec.objective != "supervised" else model
     after = nw.analysed_weights(trained.cpu(), setup.architecture)
     rows = []
