@@ -55,6 +55,7 @@ SCALES = ("ci", "paper")
 DEVICES = ("auto", "cpu", "cuda")
 KERNEL_NAME = "python3"
 TIMING_TABLE = "book_timing"
+TIMING_COLUMNS = ["chapter", "status", "seconds", "notes"]
 _JUPYTER_BOOK = "from jupyter_book.cli.main import main; main()"
 _SPHINX_PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL|SEVERE):")
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -89,6 +90,13 @@ class ChapterRun:
     status: str
     seconds: float
     error: str = ""
+    notes: tuple[str, ...] = ()
+    """What the chapter substituted or skipped (:func:`mirrorlib.results.note_substitution`)."""
+
+    @property
+    def summary(self) -> str:
+        """The status with its notes: ``ok (fallback: MNIST digits for Fashion-MNIST)``."""
+        return f"{self.status} ({'; '.join(self.notes)})" if self.notes else self.status
 
 
 @dataclass
@@ -110,21 +118,22 @@ class BookReport:
 
     def timing(self) -> pd.DataFrame:
         """The timing table: one row per executed chapter, and one for the HTML build."""
-        rows = [(c.name, c.status, round(c.seconds, 1)) for c in self.chapters]
+        rows = [(c.name, c.status, round(c.seconds, 1), "; ".join(c.notes)) for c in self.chapters]
         if self.html_status != "skipped":
-            rows.append(("html build", self.html_status, round(self.html_seconds, 1)))
-        return pd.DataFrame(rows, columns=["chapter", "status", "seconds"])
+            rows.append(("html build", self.html_status, round(self.html_seconds, 1), ""))
+        return pd.DataFrame(rows, columns=TIMING_COLUMNS)
 
     def format(self) -> str:
         """The timing table, the total, and what went wrong, as printed at the end of a run."""
         table = self.timing()
         width = max([len("chapter"), len("total"), *table["chapter"].map(len)])
-        lines = [f"{'chapter':<{width}}  {'status':<7}  {'wall time':>9}"]
+        lines = [f"{'chapter':<{width}}  {'wall time':>9}  status"]
         lines += [
-            f"{row.chapter:<{width}}  {row.status:<7}  {row.seconds:>7.1f} s"
+            f"{row.chapter:<{width}}  {row.seconds:>7.1f} s  "
+            + (f"{row.status} ({row.notes})" if row.notes else row.status)
             for row in table.itertuples()
         ]
-        lines.append(f"{'total':<{width}}  {'':<7}  {self.total_seconds:>7.1f} s")
+        lines.append(f"{'total':<{width}}  {self.total_seconds:>7.1f} s")
         lines += [f"FAILED {c.name}: {c.error}" for c in self.chapters if c.status == "failed"]
         if self.reused:
             lines.append(f"reused earlier executions of: {', '.join(self.reused)}")
@@ -211,6 +220,23 @@ def _describe_failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {message}"
 
 
+def _ipc_kernel_manager() -> type:
+    """A kernel manager that talks to its kernel over local IPC sockets, not TCP.
+
+    A kernel on TCP without encryption logs a warning into every chapter's output; IPC
+    sockets are files readable only by this user, which is also the safer transport.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+    return IPCKernelManager
+
+
 def execute_chapter(page: Page, executed_dir: Path, parameters: dict[str, Any]) -> ChapterRun:
     """Execute one chapter with papermill into ``executed_dir/<docname>.ipynb``.
 
@@ -238,14 +264,18 @@ def execute_chapter(page: Page, executed_dir: Path, parameters: dict[str, Any]) 
             kernel_name=KERNEL_NAME,
             cwd=page.source.parent,
             progress_bar={"desc": page.name, "leave": False},
+            kernel_manager_class=_ipc_kernel_manager(),
         )
         for cell in notebook.cells:
             tags = cell.metadata.get("tags", [])
             if "injected-parameters" in tags and "remove-cell" not in tags:
                 tags.append("remove-cell")
+        # A reader downloads this notebook from the book: no folder of the builder in it.
+        record = notebook.metadata.get("papermill", {})
+        record.update(input_path=page.source.name, output_path=target.name)
         nbformat.write(notebook, tmp)
         os.replace(tmp, target)
-        return ChapterRun(page.name, "ok", time.perf_counter() - start)
+        return ChapterRun(page.name, "ok", time.perf_counter() - start, notes=_notes(notebook))
     except Exception as exc:
         target.unlink(missing_ok=True)
         if tmp.exists():
@@ -256,6 +286,19 @@ def execute_chapter(page: Page, executed_dir: Path, parameters: dict[str, Any]) 
         return ChapterRun(page.name, "failed", time.perf_counter() - start, error)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _notes(notebook: Any) -> tuple[str, ...]:
+    """The substitutions an executed chapter recorded in its outputs' metadata, in order."""
+    from mirrorlib.results import SUBSTITUTION_KEY
+
+    notes = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            note = output.get("metadata", {}).get(SUBSTITUTION_KEY)
+            if note and note not in notes:
+                notes.append(str(note))
+    return tuple(notes)
 
 
 def _drop_excludes(config: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
@@ -361,19 +404,24 @@ def run_book(
     build = root / "_build"
     executed_dir = build / "executed" / scale
     results_dir = build / "results" / scale
-    parameters = {
-        "scale": scale,
-        "device": resolve_device(device),
-        "seed": seed,
-        "results_dir": str(results_dir),
-        "figures_dir": str(build / "figures" / scale),
-    }
+    device = resolve_device(device)
     report = BookReport(scale)
     for page in tqdm(selected, desc="chapters", unit="chapter"):
+        # Folders relative to the chapter's own, so that an executed notebook (which a reader
+        # downloads from the book) names no folder of the machine that built it.
+        here = page.source.parent
+        parameters = {
+            "scale": scale,
+            "device": device,
+            "seed": seed,
+            "results_dir": os.path.relpath(results_dir, here),
+            "figures_dir": os.path.relpath(build / "figures" / scale, here),
+        }
         run = execute_chapter(page, executed_dir, parameters)
         if run.status == "failed":
             tqdm.write(f"FAILED {run.name}: {run.error}", file=sys.stderr)
         report.chapters.append(run)
+        _update_timing(results_dir, report.timing())
     failed = [run.name for run in report.chapters if run.status == "failed"]
     others = [page for page in notebooks if page not in selected]
     missing = [p.name for p in others if not (executed_dir / f"{p.docname}.ipynb").is_file()]
@@ -399,8 +447,23 @@ def run_book(
             report.html_note = str(exc)
         report.html_seconds = time.perf_counter() - html_start
     report.total_seconds = time.perf_counter() - start
-    write_table(report.timing(), results_dir, TIMING_TABLE)
+    _update_timing(results_dir, report.timing())
     return report
+
+
+def _update_timing(results_dir: Path, timing: pd.DataFrame) -> None:
+    """Write the timing table: this run's rows, and earlier rows of chapters it did not run.
+
+    Written after every chapter, so that a page executed later in the same run (the page on
+    running the book) can quote the times of the chapters before it.
+    """
+    path = results_dir / f"{TIMING_TABLE}.csv"
+    if path.is_file():
+        earlier = pd.read_csv(path, keep_default_na=False)
+        if list(earlier.columns) == TIMING_COLUMNS:
+            kept = earlier[~earlier["chapter"].isin(timing["chapter"])]
+            timing = pd.concat([kept, timing], ignore_index=True) if len(kept) else timing
+    write_table(timing, results_dir, TIMING_TABLE)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,6 +32,13 @@ def _build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
+    sub.add_parser(
+        "launch-cells",
+        help="rewrite every chapter's Colab install cell from _config.yml's repository",
+        description="Rewrite the first cell of every chapter (book/*.md and its paired .ipynb) "
+        "from repository.url and repository.branch in ./_config.yml; a fork edits those two "
+        "keys and runs this.",
+    )
     from mirrorlib.experiments import deep_networks
 
     deep_networks.add_arguments(
@@ -56,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         from mirrorlib.experiments import deep_networks
 
         return deep_networks.main(args)
+    if args.command == "launch-cells":
+        from mirrorlib.launch import sync_install_cells
+
+        for path in sync_install_cells("."):
+            print(f"rewrote {path}")
+        return 0
     from mirrorlib import book
 
     return book.main(args)

@@ -30,7 +30,13 @@ import torch
 
 from mirrorlib.recovery import InputError
 
-__all__ = ["DatasetUnavailable", "ImageDataset", "available_datasets", "load_dataset"]
+__all__ = [
+    "DatasetUnavailable",
+    "ImageDataset",
+    "available_datasets",
+    "describe_dataset",
+    "load_dataset",
+]
 
 FASHION_MNIST_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
 _IDX_FILES = {
@@ -38,6 +44,11 @@ _IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _TEST_FRACTION = 0.2
+_DESCRIPTIONS = {
+    "fashion-mnist": ("Fashion-MNIST", "28x28 greyscale images of clothes"),
+    "mnist": ("MNIST", "28x28 greyscale handwritten digits"),
+    "digits": ("scikit-learn's digits", "8x8 greyscale handwritten digits"),
+}
 
 
 class DatasetUnavailable(InputError):
@@ -156,7 +167,10 @@ def _mnist(split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
 def _digits(split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
     if root is not None:
         raise InputError("the digits dataset is bundled with scikit-learn and takes no root")
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise DatasetUnavailable("the digits dataset needs `pip install scikit-learn`") from exc
 
     bunch = load_digits()
     images = (bunch.images / 16.0).astype(np.float32)
@@ -182,6 +196,13 @@ def load_dataset(
     return ImageDataset(
         name, split, torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels), source
     )
+
+
+def describe_dataset(name: str) -> tuple[str, str]:
+    """The display name of dataset ``name`` and what its images show, for prose and captions."""
+    if name not in _DESCRIPTIONS:
+        raise InputError(f"unknown dataset {name!r}; choose one of {sorted(_LOADERS)}")
+    return _DESCRIPTIONS[name]
 
 
 def available_datasets() -> list[str]:

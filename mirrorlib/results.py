@@ -28,7 +28,9 @@ __all__ = [
     "ChapterContext",
     "chapter_context",
     "glue",
+    "note_substitution",
     "read_table",
+    "register_requires_magic",
     "save_figure",
     "write_table",
 ]
@@ -56,10 +58,14 @@ def chapter_context(
 ) -> ChapterContext:
     """Prepare a chapter run: create both folders, seed ``random`` and torch from ``seed``.
 
+    ``device="auto"`` means ``cuda`` when torch sees a GPU, else ``cpu``.
+
     Experiments should draw from explicit generators (``ctx.rng`` for numpy, a
     ``torch.Generator`` for torch); seeding torch's global generator makes what does not
     (``torch.nn`` default initialisation, say) repeatable as well.
     """
+    if str(device) == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     results = Path(results_dir).resolve()
     figures = Path(figures_dir).resolve()
     results.mkdir(parents=True, exist_ok=True)
@@ -156,3 +162,60 @@ def glue(name: str, value, display: bool = True) -> None:
             show(value)
         return
     myst_glue(name, value, display=display)
+
+
+SUBSTITUTION_KEY = "mirrorlib/substitution"
+"""Output metadata key under which a chapter records what it substituted or skipped; the book
+runner reads it back from the executed notebook and prints it in its summary."""
+
+
+def note_substitution(summary: str, explanation: str) -> None:
+    """Tell the reader that something was substituted or skipped, and record it for the runner.
+
+    ``summary`` is short, for the run summary (``"fallback: MNIST digits for Fashion-MNIST"``);
+    ``explanation`` is the sentence the reader sees, in a note above the cell's other output.
+    """
+    from IPython.display import Markdown, display
+
+    display(Markdown(f"**Note.** {explanation}"), metadata={SUBSTITUTION_KEY: summary})
+
+
+def missing_packages(*modules: str) -> list[str]:
+    """Those of ``modules`` (import names) that are not installed here."""
+    import importlib.util
+
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def register_requires_magic() -> None:
+    """Register the cell magic ``%%requires MODULE [MODULE ...] -- HINT``.
+
+    The cell runs when every module is installed. Otherwise it is skipped with a visible note
+    (once per missing module and notebook) recorded by :func:`note_substitution`, and the rest
+    of the chapter runs. ``HINT``, after ``--``, says how to install what is missing.
+    """
+    from IPython import get_ipython
+    from IPython.core.magic import register_cell_magic
+
+    shell = get_ipython()
+    if shell is None:
+        return
+    noted: set[str] = set()
+
+    @register_cell_magic
+    def requires(line: str, cell: str) -> None:
+        modules, _, hint = line.partition("--")
+        missing = missing_packages(*modules.split())
+        if not missing:
+            shell.run_cell(cell, store_history=False).raise_error()
+            return
+        new = [m for m in missing if m not in noted]
+        noted.update(missing)
+        if new:
+            names = ", ".join(f"`{m}`" for m in new)
+            how = f" ({hint.strip()})" if hint.strip() else ""
+            note_substitution(
+                f"skipped: {', '.join(new)} not installed",
+                f"{names} is not installed here{how}: the cells that need it are skipped, "
+                "and the rest of the chapter runs.",
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 
 from mirrorlib import cli
 from mirrorlib.book import read_toc, run_book
+from mirrorlib.launch import install_cell_source, read_repository
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_BOOK = REPO / "tests" / "data" / "tiny_book"
@@ -63,18 +65,37 @@ def test_the_tiny_book_builds(built):
     assert (root / "_build" / "figures" / "ci" / "fig0_tiny_eg_step.png").is_file()
     assert (root / "_build" / "figures" / "ci" / "fig0_tiny_eg_step.pdf").is_file()
     timing = (root / "_build" / "results" / "ci" / "book_timing.csv").read_text()
-    assert re.fullmatch(r"chapter,status,seconds\ntiny,ok,[\d.]+\nhtml build,ok,[\d.]+\n", timing)
+    assert re.fullmatch(
+        r"chapter,status,seconds,notes\ntiny,ok,[\d.]+,\nhtml build,ok,[\d.]+,\n", timing
+    )
 
 
 def test_launch_buttons_open_the_paired_notebook(built):
     root, _ = built
     page = (root / "_build" / "html" / "book" / "tiny.html").read_text()
-    repo = "mirrorlib/synaptic-geometry-book"
-    binder = f"https://mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/book/tiny.ipynb"
-    colab = f"https://colab.research.google.com/github/{repo}/blob/main/book/tiny.ipynb"
+    repository = read_repository(REPO)
     hrefs = re.findall(r'href="([^"]+)"', page)
-    assert binder in hrefs
-    assert colab in hrefs
+    assert repository.binder_url("book/tiny.ipynb") in hrefs
+    assert repository.colab_url("book/tiny.ipynb") in hrefs
+    assert repository.url in hrefs
+    assert any(h.startswith(f"{repository.url}/issues/new") for h in hrefs)
+    assert any(h.startswith(f"{repository.url}/edit/{repository.branch}/") for h in hrefs)
+
+
+def test_the_executed_notebook_names_no_folder_of_the_builder(built):
+    root, _ = built
+    executed = root / "_build" / "executed" / "ci" / "book" / "tiny.ipynb"
+    text = executed.read_text()
+    assert str(root) not in text and "/tmp/" not in text
+    cells = nbformat.reads(text, 4).cells
+    injected = next(c for c in cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert 'results_dir = "../_build/results/ci"' in injected.source
+
+
+def test_no_kernel_transport_warning_in_logs_or_pages(built):
+    root, _ = built
+    for path in [*root.glob("_build/executed/ci/**/*.ipynb"), *root.glob("_build/html/**/*.html")]:
+        assert "without encryption" not in path.read_text(), path
 
 
 def test_the_html_shows_results_but_hides_setup_cells(built):
@@ -107,7 +128,7 @@ def test_a_failing_chapter_is_named_and_spares_the_others(tmp_path, capsys):
     assert status == 1
     assert re.search(r"FAILED broken: cell In \[\d+\] `ratio = 1 / 0`: ZeroDivisionError", out)
     assert "FAILED unparameterised: unparameterised.md has no cell tagged 'parameters'" in out
-    assert re.search(r"^tiny +ok ", out, re.MULTILINE)
+    assert re.search(r"^tiny +[\d.]+ s  ok$", out, re.MULTILINE)
     assert "HTML not built: broken, unparameterised failed" in out
     assert sorted(p.name for p in executed.iterdir()) == ["broken.failed.ipynb", "tiny.ipynb"]
     assert not (root / "_build" / "html").exists()
@@ -176,9 +197,50 @@ def test_chapter_follows_the_conventions(page):
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code), "clear the outputs"
     colab = code[0]
-    assert 'if "google.colab" in sys.modules' in colab.source
-    assert "git+https://github.com/mirrorlib/synaptic-geometry-book" in colab.source
+    assert colab.source == install_cell_source(read_repository(REPO)), (
+        "the Colab cell is not the one _config.yml gives: run `python -m mirrorlib launch-cells`"
+    )
     assert "remove-cell" in colab.metadata.get("tags", [])
     parameters = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(parameters) == 1
     assert all(re.search(rf"^{name} = ", parameters[0].source, re.M) for name in PARAMETERS)
+
+
+def _only_glues(code: str) -> bool:
+    """True for a cell that computes and glues values and shows nothing else."""
+    if code.startswith("%%requires"):
+        code = code.split("\n", 1)[1]
+    tree = ast.parse(code)
+    names = {
+        getattr(node.func, "id", getattr(node.func, "attr", ""))
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+    }
+    shows = {"write_table", "save_figure", "print", "display"}
+    if "glue" not in names or names & shows or any(n.startswith("run") for n in names):
+        return False
+
+    def quiet(statements: list[ast.stmt]) -> bool:
+        for st in statements:
+            if isinstance(st, ast.Assign | ast.AugAssign | ast.AnnAssign):
+                continue
+            if isinstance(st, ast.Expr) and getattr(st.value, "func", None) is not None:
+                if getattr(st.value.func, "id", "") == "glue":
+                    continue
+            if isinstance(st, ast.For | ast.If) and quiet(st.body) and quiet(st.orelse):
+                continue
+            return False
+        return True
+
+    return quiet(tree.body)
+
+
+@pytest.mark.parametrize("page", REAL_CHAPTERS, ids=[page.name for page in REAL_CHAPTERS])
+def test_cells_that_only_glue_values_are_hidden(page):
+    cells = [c for c in jupytext.read(page.source).cells if c.cell_type == "code"]
+    shown = [
+        c.source.splitlines()[0]
+        for c in cells
+        if _only_glues(c.source) and "remove-cell" not in c.metadata.get("tags", [])
+    ]
+    assert not shown, f"tag these glue-only cells remove-cell: {shown}"

@@ -672,12 +672,13 @@ def sign_statistics(weight: Tensor, signs: Tensor) -> dict[str, dict]:
 
 
 class DaleData(NamedTuple):
-    """Flattened images and labels of the three splits Part 2 uses."""
+    """Flattened images and labels of the three splits Part 2 uses, and where they came from."""
 
     train_x: Tensor
     train_y: Tensor
     test_x: Tensor
     test_y: Tensor
+    source: str = ""
 
 
 def load_data(cfg: LognormalDaleConfig) -> DaleData:
@@ -686,7 +687,7 @@ def load_data(cfg: LognormalDaleConfig) -> DaleData:
     train, test = load_dataset(cfg.dataset, "train"), load_dataset(cfg.dataset, "test")
     if cfg.n_train is not None:
         train = train.subset(min(cfg.n_train, len(train)), seed=cfg.seed)
-    return DaleData(*_flat(train), *_flat(test))
+    return DaleData(*_flat(train), *_flat(test), train.source)
 
 
 def _flat(data: ImageDataset) -> tuple[Tensor, Tensor]:
@@ -702,7 +703,9 @@ def _validation_split(data: DaleData, cfg: LognormalDaleConfig) -> DaleData:
         )
     order = torch.randperm(len(data.train_y), generator=_generator(cfg.seed, 3))
     val, fit = order[: cfg.n_validation], order[cfg.n_validation :]
-    return DaleData(data.train_x[fit], data.train_y[fit], data.train_x[val], data.train_y[val])
+    return DaleData(
+        data.train_x[fit], data.train_y[fit], data.train_x[val], data.train_y[val], data.source
+    )
 
 
 def train_dale(
