@@ -34,13 +34,13 @@ def _build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
-    from mirrorlib.experiments import deep_networks
+    from mirrorlib import finetune_cli
 
-    deep_networks.add_arguments(
+    finetune_cli.add_arguments(
         sub.add_parser(
             "finetune",
             help="run (a slice of) the resumable deep-network finetuning sweep",
-            description=deep_networks.COMMAND_HELP,
+            description=finetune_cli.COMMAND_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
@@ -68,9 +68,9 @@ def _run(args: argparse.Namespace) -> int:
 
         return recovery_cli.main(args)
     if args.command == "finetune":
-        from mirrorlib.experiments import deep_networks
+        from mirrorlib import finetune_cli
 
-        return deep_networks.main(args)
+        return finetune_cli.main(args)
     from mirrorlib import book
 
     return book.main(args)

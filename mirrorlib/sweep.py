@@ -412,10 +412,12 @@ def _run_local(
         progress.update(outcome, 0, task.is_run)
 
 
-def _execute_remote(task: Task, folder: str | None, **dep_results: Any) -> tuple[Any, str, float]:
+def _execute_remote(
+    task: Task, folder: str | None, **dep_results: Any
+) -> tuple[Any, tuple[str, float]]:
     """The body of every Ray task: run ``task`` on as many torch threads as it has CPUs
-    (on a CPU); with ``folder`` (shared mode) write its file there. Returns the result, the
-    node it ran on and the seconds it took."""
+    (on a CPU); with ``folder`` (shared mode) write its file there. Returns (as two Ray objects)
+    the result, and the node it ran on with the seconds it took."""
     import ray
     import torch
 
@@ -426,7 +428,7 @@ def _execute_remote(task: Task, folder: str | None, **dep_results: Any) -> tuple
     if folder is not None:
         write_file(task.path(folder), result, task.codec)
     node = ray.get_runtime_context().get_node_id()
-    return result, node, time.perf_counter() - start
+    return result, (node, time.perf_counter() - start)
 
 
 @dataclass(frozen=True)
@@ -470,41 +472,44 @@ class RayExecutor:
         pending: dict[Any, Task] = {}
         started: dict[str, float] = {}
         for task in todo:
-            ref = remote.options(
+            result_ref, info_ref = remote.options(
+                num_returns=2,
                 num_cpus=task.num_cpus,
                 num_gpus=task.num_gpus,
                 max_retries=self.max_retries,
                 retry_exceptions=False,
                 name=f"mirrorlib:{task.key}",
             ).remote(task, shared, **{n: refs[k] for n, k in task.deps})
-            refs[task.key] = ref
-            pending[ref] = task
+            refs[task.key] = result_ref
+            pending[info_ref] = task
             started[task.key] = time.perf_counter()
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
             for ref in ready:
                 task = pending.pop(ref)
-                report.outcomes[task.key] = outcome = self._finish(task, ref, folder, started)
+                outcome = self._finish(task, refs[task.key], ref, folder, started)
+                reason = _dependency_failed(task, report.outcomes)
+                if outcome.status == "failed" and reason is not None:
+                    outcome.error = reason
+                report.outcomes[task.key] = outcome
                 progress.update(outcome, self._running(pending), task.is_run)
             if not ready:
                 progress.show(self._running(pending))
 
-    def _finish(self, task: Task, ref, folder: Path, started: dict) -> TaskOutcome:
+    def _finish(self, task: Task, result_ref, info_ref, folder: Path, started: dict) -> TaskOutcome:
         import ray
         from ray.exceptions import RayTaskError
 
         try:
-            result, node, seconds = ray.get(ref)
+            node, seconds = ray.get(info_ref)
             if self.results == "driver":
+                result = ray.get(result_ref)
                 write_file(task.path(folder), result, task.codec)
             else:
                 read_file(task.path(folder), task.codec)  # the worker's file must be whole
             return TaskOutcome(task.key, "done", seconds, node)
-        except RayTaskError as err:  # the task raised: its own failure, or a failed dependency
-            cause = err.cause
-            if isinstance(cause, RayTaskError):
-                return TaskOutcome(task.key, "failed", error="a task it needs failed")
-            reason = _one_line(cause) if cause is not None else _one_line(err)
+        except RayTaskError as err:  # the task (or one it needs) raised: not retried
+            reason = _one_line(err.cause) if err.cause is not None else _one_line(err)
             return TaskOutcome(task.key, "failed", error=reason)
         except Exception as err:  # its worker died more than max_retries times, a bad file, ...
             seconds = time.perf_counter() - started[task.key]
