@@ -4,7 +4,8 @@ The same sweep (the ``ci`` scale's MLP, supervised, ``--seeds`` seeds, one torch
 run) runs twice into fresh folders: one run after the other in this process, then as Ray tasks
 on a Ray started here with all the machine's cores (as ``finetune --ray`` does). The network's
 pretraining is stored first, so both time the runs alone. Prints both wall times and their
-ratio; the tables must agree bitwise (but for the timing column).
+ratio; the tables must agree bitwise (but for the timing column, and ``relative_change``
+within 1e-12).
 
     python benchmarks/bench_sweep_ray.py --seeds 4
 """
@@ -44,10 +45,13 @@ def main() -> None:
         times[name] = time.perf_counter() - start
         assert not report.failed, report.format()
         tables[name] = dn.collect(out, cfg).drop(columns="seconds")
-    pd.testing.assert_frame_equal(tables["sequential"], tables["ray"], check_exact=True)
+    blas = ["relative_change"]  # numpy's BLAS threads differ (Ray sets OMP_NUM_THREADS)
+    seq, ray_ = tables["sequential"], tables["ray"]
+    pd.testing.assert_frame_equal(seq.drop(columns=blas), ray_.drop(columns=blas), check_exact=True)
+    pd.testing.assert_frame_equal(seq[blas], ray_[blas], check_exact=False, rtol=1e-12, atol=0)
     print(f"{len(specs)} runs, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"sequential {times['sequential']:.1f} s, ray {times['ray']:.1f} s")
-    print(f"speed-up {times['sequential'] / times['ray']:.2f}x (tables bitwise equal)")
+    print(f"speed-up {times['sequential'] / times['ray']:.2f}x (tables equal)")
     shutil.rmtree(root)
 
 

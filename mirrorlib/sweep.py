@@ -281,7 +281,8 @@ class SweepReport:
         if len(ran):
             per_node = ran.groupby("node")["seconds"].agg(["count", "sum"])
             for node, row in per_node.iterrows():
-                lines.append(f"  node {node or 'local'}: {row['count']} runs, {row['sum']:.0f} s")
+                name = f"node {node[:8]}" if node else "here"
+                lines.append(f"  {name}: {int(row['count'])} runs, {row['sum']:.0f} s")
         lines += [f"FAILED {o.key}: {o.error}" for o in self.failed]
         return "\n".join(self.notes + lines)
 

@@ -4,6 +4,7 @@ cluster started here on 127.0.0.1."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -245,21 +246,23 @@ def test_a_finetune_killed_mid_run_resumes_with_nothing_lost_or_duplicated(tmp_p
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A head and a second node on 127.0.0.1, one CPU each."""
+    """A head and a second node on 127.0.0.1, one CPU each (the workers import this checkout)."""
+    if importlib.util.find_spec("ray") is None:  # not imported here: see below
+        pytest.skip("ray is not installed (pip install 'mirrorlib[cluster]')")
     saved = {k: os.environ.get(k) for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "PYTHONPATH")}
     # read when ray is imported: keeps every node, and the driver, on 127.0.0.1
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [saved["PYTHONPATH"]])])
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install mirrorlib[cluster])")
+    import ray
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(
         initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
     )
-    worker = cluster.add_node(num_cpus=1)
-    ray.init(address=cluster.address)
-    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
     try:
+        worker = cluster.add_node(num_cpus=1)
+        ray.init(address=cluster.address)
+        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
         yield cluster, worker
     finally:
         ray.shutdown()
