@@ -70,7 +70,10 @@ def main() -> None:
             print(f"budget spent after {elapsed:.0f} s; stopping before {spec.run_id}")
             break
         t = time.perf_counter()
-        if dn.run_spec(spec, cfg, out, device):
+        report = dn.execute_sweep(cfg, out, device, [spec])
+        if report.failed:
+            print(report.format(), flush=True)
+        elif report.ran():
             print(f"{spec.run_id}: {time.perf_counter() - t:.0f} s", flush=True)
     table = dn.collect(out, cfg)
     table.to_csv(out / "deep_networks_runs.csv", index=False)

@@ -1,0 +1,161 @@
+"""The ``python -m mirrorlib finetune`` command: the deep-network sweep of
+:mod:`mirrorlib.experiments.deep_networks`, run by :mod:`mirrorlib.sweep` here or on Ray."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import pandas as pd
+
+from mirrorlib import sweep
+from mirrorlib.experiments.deep_networks import (
+    PRESETS,
+    DeepNetworksConfig,
+    RunSpec,
+    check_folder,
+    collect,
+    config,
+    execute_sweep,
+    recovery_table,
+    select_specs,
+    sweep_tasks,
+)
+from mirrorlib.recovery import InputError
+
+__all__ = ["COMMAND_HELP", "add_arguments", "main"]
+
+COMMAND_HELP = """\
+Run the deep-network finetuning sweep, or the part of it not yet done.
+
+Each run finetunes one pretrained network with one trained potential and seed, scores every
+candidate potential, and writes its rows to OUT/runs/<run id>.csv: a file that carries its
+checksum, row and column counts, written atomically. A rerun runs only the runs whose file is
+missing or damaged; the pretrained networks and learning-rate searches are stored in OUT too
+and shared by every seed. At the end the recovery table is printed.
+
+Examples:
+  python -m mirrorlib finetune --scale ci --out sweep/
+  python -m mirrorlib finetune --scale paper --device cuda --ray --out sweep/
+  python -m mirrorlib finetune --scale paper --ray auto --out /shared/sweep/
+  python -m mirrorlib finetune --scale paper --part 2/4 --out sweep/
+
+Exit status: 0 every selected run is done, 1 a run failed (named in the summary), 2 bad
+arguments (one line on stderr).
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``python -m mirrorlib finetune``."""
+    parser.add_argument(
+        "--scale", choices=sorted(PRESETS), default="ci",
+        help="ci: minutes on two CPU cores; paper: the paper's protocol (default: ci)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", default="_build/results/deep_networks", metavar="DIR",
+        help="the sweep folder (default: _build/results/deep_networks)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"),
+        help="auto (default): cuda when there is a GPU (with --ray: in the cluster), else cpu",
+    )  # fmt: skip
+    parser.add_argument(
+        "--part", default="1/1", metavar="I/K",
+        help="run only slice I of K (1-based, every K-th run), e.g. 2/4 on the second of four "
+        "machines without Ray (default: 1/1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--networks", nargs="+", metavar="NAME", help="only these networks (default: all)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, metavar="N", help="number of seeds, at least 1 (default: the scale's)"
+    )
+    parser.add_argument(
+        "--threads", type=int, metavar="N",
+        help="torch CPU threads per run, and CPUs per Ray task (default: torch's own; 1 per "
+        "Ray task)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="run each run as a Ray task: without ADDRESS on a Ray started on this machine "
+        "(all its cores and GPUs); with 'auto' or a cluster's address, on that cluster",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ray-results", choices=sweep.RESULT_MODES, default="driver",
+        help="driver (default): results return through Ray and this process writes them; "
+        "shared: each worker writes its own files (OUT on a filesystem every node mounts)",
+    )  # fmt: skip
+    parser.add_argument("--list", action="store_true", help="print the run ids and exit")
+
+
+def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
+    """Run (a slice of) the sweep; print the summary and the recovery table. Returns the exit
+    status: 0 done, 1 a run failed, 2 bad arguments (one line on stderr)."""
+    from mirrorlib.book import BookError
+
+    if not isinstance(args, argparse.Namespace):
+        parser = argparse.ArgumentParser(prog="python -m mirrorlib finetune")
+        add_arguments(parser)
+        args = parser.parse_args(args)
+    try:
+        return _main(args)
+    except (InputError, BookError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
+    from mirrorlib.book import resolve_device
+
+    overrides = {"n_seeds": args.seeds} if args.seeds is not None else {}
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {args.threads}")
+        overrides["threads"] = args.threads
+    cfg = config(args.scale, **overrides)
+    try:
+        i, k = (int(v) for v in args.part.split("/"))
+    except ValueError:
+        i = k = 0
+    if not 1 <= i <= k:
+        raise InputError(f"--part must be i/k with 1 <= i <= k, got {args.part!r}")
+    specs = select_specs(cfg, (i - 1, k), args.networks)
+    if args.list:
+        for spec in specs:
+            print(spec.run_id)
+        return 0
+    if args.ray is None:
+        executor, device = "local", resolve_device(args.device)
+    check_folder(cfg, args.out)
+    if args.ray is not None:
+        executor = sweep.RayExecutor(None if args.ray == "local" else args.ray, args.ray_results)
+        device = _cluster_device(args.device, executor, cfg, specs, args.out)
+    report = execute_sweep(cfg, args.out, device, specs, executor, progress=True)
+    print(report.format())
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(recovery_table(collect(args.out, cfg)).to_string(index=False))
+    return 1 if report.failed else 0
+
+
+def _cluster_device(
+    device: str,
+    executor: sweep.RayExecutor,
+    cfg: DeepNetworksConfig,
+    specs: Sequence[RunSpec],
+    out_dir,
+) -> str:
+    """``--device`` with ``--ray``: ``auto`` is cuda when the cluster has a GPU; ``cuda``
+    needs one. Ray is not started when every run is done already."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--ray needs Ray: pip install 'mirrorlib[cluster]'") from None
+    runs = [t for t in sweep_tasks(cfg, specs) if t.is_run]
+    if all(sweep.is_stored(t.path(out_dir), t.codec) for t in runs):
+        return "cpu"  # nothing will run
+    executor.connect()
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if device == "cuda" and not gpus:
+        raise InputError("--device cuda, but the Ray cluster has no GPU")
+    return "cuda" if device == "cuda" or (device == "auto" and gpus) else "cpu"
