@@ -61,6 +61,7 @@ OTHER_COLOR = "0.25"
 """Anything that is not a potential: a learning rule without one, a measured sample."""
 
 _LABELS = {
+    "hypentropy": "hyperbolic entropy",
     "2-norm": "2-norm (gradient descent)",
     "negative_entropy": "negative entropy (EG)",
 }

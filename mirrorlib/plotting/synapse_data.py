@@ -9,15 +9,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.axes import Axes
 
-from mirrorlib.plotting import (
-    PAGE_WIDTH,
-    figure_legend,
-    plot_floor,
-    potential_color,
-    potential_label,
-)
+from mirrorlib.plotting import PAGE_WIDTH, by_potential, figure_legend, plot_floor
 
 __all__ = [
     "plot_calibration",
@@ -41,14 +36,6 @@ def _subplots(cols: int, height: float = 2.6, **share) -> np.ndarray:
     return plt.subplots(1, cols, figsize=size, layout="constrained", **share)[1]
 
 
-def _style(name: str) -> str:
-    return "--" if name == "hypentropy" else "-"  # it often lies on negative entropy's curve
-
-
-def _label(name: str) -> str:
-    return "hyperbolic entropy (fitted β)" if name == "hypentropy" else potential_label(name)
-
-
 def plot_fig5_volume_fits(
     samples: pd.DataFrame, densities: pd.DataFrame, axes: np.ndarray | None = None
 ) -> np.ndarray:
@@ -59,20 +46,12 @@ def plot_fig5_volume_fits(
     if axes is None:
         axes = _subplots(len(models), sharey=True)
     bins = np.linspace(samples["log10_volume"].min(), samples["log10_volume"].max(), 45)
+    data, hue = by_potential(densities)
     for ax, model in zip(axes, models, strict=True):
         ax.hist(samples["log10_volume"], bins=bins, density=True, color="0.85", label="samples")
-        sub = densities[densities["w0_model"] == model]
-        for name, curve in sub.groupby("potential", sort=False):
-            ax.plot(
-                curve["log10_w"],
-                curve["density"],
-                color=potential_color(name),
-                lw=1.4,
-                label=_label(name),
-            )
-        ax.set_title(_W0_TITLES.get(model, model), fontsize=10)
+        sns.lineplot(data[densities["w0_model"] == model], x="log10_w", y="density", ax=ax, **hue)
+        ax.set_title(_W0_TITLES.get(model, model))
         ax.set_xlabel(r"$\log_{10}$ spine volume ($\mu$m$^3$)")
-    axes[0].set_ylabel("density")
     figure_legend(axes[0], ncol=3)
     return axes
 
@@ -104,10 +83,9 @@ def plot_known_w0_power(summary: pd.DataFrame, axes: np.ndarray | None = None) -
     set the bootstrap cannot rule out (right). Returns the axes."""
     if axes is None:
         axes = _subplots(2)
-    for truth, sub in summary.groupby("truth", sort=False):
-        kw = {"color": potential_color(truth), "marker": "o", "label": _label(truth)}
-        axes[0].plot(sub["n"], sub["truth_best"], **kw)
-        axes[1].plot(sub["n"], sub["set_width"], **kw)
+    data, hue = by_potential(summary, "truth")
+    for ax, column in zip(axes, ("truth_best", "set_width"), strict=True):
+        sns.lineplot(data, x="n", y=column, marker="o", ax=ax, **hue)
     axes[0].set_ylabel("fraction: truth ranked first")
     axes[0].set_ylim(-0.03, 1.03)
     axes[1].set_ylabel(r"width in $p$ of the set not ruled out")
@@ -164,19 +142,25 @@ def plot_calibration(table: pd.DataFrame, observed_p: float, ax: Axes | None = N
         "latent_kept": "continuous, pairs seen in both",
         "counts_kept": "counts, pairs seen in both",
     }
-    for i, (data, sub) in enumerate(table.groupby("data", sort=False)):
-        stats = sub.groupby("truth")["best_p"].agg(["mean", "min", "max"])
-        x = np.array([truth_p[t] for t in stats.index]) + (i - 1) * 0.04
-        ax.errorbar(
-            x,
-            stats["mean"],
-            yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
-            fmt="o",
-            color=_SHADES[i % len(_SHADES)],
-            ms=4,
-            capsize=2,
-            label=labels.get(data, data),
-        )
+    versions = list(dict.fromkeys(table["data"]))
+    nudge = {v: 0.04 * (i - (len(versions) - 1) / 2) for i, v in enumerate(versions)}
+    data = table.assign(
+        true_p=table["truth"].map(truth_p) + table["data"].map(nudge),
+        data=table["data"].map(lambda v: labels.get(v, v)),
+    )
+    sns.lineplot(
+        data,
+        x="true_p",
+        y="best_p",
+        hue="data",
+        palette=list(_SHADES[: len(versions)]),
+        estimator="mean",
+        errorbar=("pi", 100),
+        err_style="bars",
+        marker="o",
+        linestyle="",
+        ax=ax,
+    )
     lims = [0.9, max(truth_p.values()) + 0.1]
     ax.plot(lims, lims, color="0.6", lw=0.8)
     ax.axhline(observed_p, color="k", ls=":", lw=1, label="best on the real counts")
@@ -196,16 +180,9 @@ def plot_count_fits(
         _, ax = plt.subplots(figsize=(0.7 * PAGE_WIDTH, 2.6), layout="constrained")
     freq = counts.value_counts(normalize=True).sort_index()
     ax.plot(freq.index, freq.to_numpy(), "o", color="0.3", ms=4, label="adult counts")
-    sub = pmf[pmf["w0_model"] == w0_model]
-    for name, curve in sub.groupby("potential", sort=False):
-        ax.plot(
-            curve["k"],
-            curve["probability"],
-            _style(name),
-            color=potential_color(name),
-            lw=1.3,
-            label=_label(name),
-        )
+    data, hue = by_potential(pmf[pmf["w0_model"] == w0_model])
+    dashes = {label: (3, 2) if "hyperbolic" in label else "" for label in hue["hue_order"]}
+    sns.lineplot(data, x="k", y="probability", style="potential", dashes=dashes, ax=ax, **hue)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_ylim(0.5 / counts.size, 1)
