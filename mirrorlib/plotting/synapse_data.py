@@ -33,7 +33,8 @@ _W0_TITLES = {
 
 def _subplots(cols: int, height: float = 2.6, **share) -> np.ndarray:
     size = (PAGE_WIDTH, height)
-    return plt.subplots(1, cols, figsize=size, layout="constrained", **share)[1]
+    _, axes = plt.subplots(1, cols, figsize=size, squeeze=False, layout="constrained", **share)
+    return axes[0]
 
 
 def plot_fig5_volume_fits(
