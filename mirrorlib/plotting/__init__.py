@@ -107,10 +107,11 @@ def plot_floor(ax: Axes, x, mean, std=None, label: str = "finite-sample floor") 
         ax.fill_between(x, mean - std, mean + std, color=FLOOR_COLOR, alpha=0.2, lw=0, zorder=0)
 
 
-def figure_legend(ax: Axes, extra=(), ncol: int = 3, below: bool = True) -> None:
+def figure_legend(ax: Axes, extra=(), ncol: int = 3, below: bool = True, grey=()) -> None:
     """Move the legend of ``ax`` (its handles, then the artists ``extra``) out of the axes to the
     figure's edge, below the panels or right of them, so that it never covers data; drop the
-    legends of the other panels. The figure must use constrained layout."""
+    legends of the other panels. Entries labelled in ``grey`` (line styles shared by every
+    colour) are drawn grey. The figure must use constrained layout."""
     fig = ax.figure
     handles, labels = ax.get_legend_handles_labels()
     if ax.get_legend() is not None:  # seaborn's own entries (histplot's are not axes artists)
@@ -122,4 +123,7 @@ def figure_legend(ax: Axes, extra=(), ncol: int = 3, below: bool = True) -> None
         if other.get_legend() is not None:
             other.get_legend().remove()
     where = "outside lower center" if below else "outside right upper"
-    fig.legend(entries.values(), entries.keys(), loc=where, ncol=ncol if below else 1)
+    legend = fig.legend(entries.values(), entries.keys(), loc=where, ncol=ncol if below else 1)
+    for handle, text in zip(legend.legend_handles, legend.texts, strict=True):
+        if text.get_text() in grey:
+            handle.set_color("0.3")

@@ -103,8 +103,7 @@ def plot_fig2_linear_regression(
             for _, n in cell.groupby("alpha")[["D", "N"]]:
                 n = n.groupby("D")["N"].first()
                 ax_r.plot(n.index, np.sqrt(2 * n / n.index), color="0.2", lw=0.9, ls=":")
-        row = pot.replace("_", " ")
-        ax_d.set_ylabel(r"$\Delta$CDF" if j else f"trained with {row}\n" + r"$\Delta$CDF")
+        ax_d.set_ylabel(r"$\Delta$CDF" if j else pot.replace("_", " ") + "\n" + r"$\Delta$CDF")
         ax_r.set_ylabel("relative change")
         if i == 0:
             heading = f"$p = {p:g}$ ({_CORR_LABELS.get(float(p), 'correlated')})"
@@ -115,12 +114,8 @@ def plot_fig2_linear_regression(
     for row in axes:
         _log_ticks(row[0::2])
         _log_ticks(row[1::2])
-    for handle, label in zip(*ax_d.get_legend_handles_labels(), strict=True):
-        if label in alphas:
-            handle.set_color("0.3")  # a line style per alpha, in every row's colour
-    figure_legend(
-        ax_d, [Line2D([], [], color="0.2", lw=0.9, ls=":", label=r"2-norm: $\sqrt{2N/D}$")]
-    )
+    prediction = Line2D([], [], color="0.2", lw=0.9, ls=":", label=r"2-norm: $\sqrt{2N/D}$")
+    figure_legend(ax_d, [prediction], grey=alphas)
     return axes
 
 
@@ -150,7 +145,7 @@ def candidate_positions(table: pd.DataFrame) -> tuple[dict, list, list]:
 
 
 def _candidate_axis(ax: Axes, ticks: list, labels: list) -> None:
-    ax.set_xticks(ticks, labels, rotation=60 if any("HE" in t for t in labels) else 0)
+    ax.set_xticks(ticks, labels, rotation=90 if any("HE" in t for t in labels) else 0)
     ax.set_xlabel("hypothesised potential ($p$)")
 
 
@@ -228,15 +223,13 @@ def plot_fig3_wrong_potential(
         if i == 0:
             ax.set_title(f"true: {potential_label(true)}")
     _log_ticks(list(axes.flat))
-    for handle, label in zip(*axes[0, 0].get_legend_handles_labels(), strict=True):
-        if label in _STATISTIC_LABELS.values():
-            handle.set_color("0.3")  # a line style per statistic, in every panel's colour
     figure_legend(
         axes[0, 0],
         [
             Line2D([], [], color="k", ls=":", label="true potential"),
             Line2D([], [], color="k", marker="x", ls="none", label="excluded (signs changed)"),
         ],
+        grey=_STATISTIC_LABELS.values(),
     )
     return axes
 
