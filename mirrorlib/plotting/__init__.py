@@ -5,14 +5,16 @@ that wrote the table (see :mod:`mirrorlib.experiments`), draws with seaborn (pla
 only for the geometric diagrams) and returns the axes. Figures carry no titles; the book's
 captions say what they show.
 
-This module holds what every chapter shares: the theme (set on import), the label and colour
-of each potential, the finite-sample floor, and legends placed outside the panels.
+This module holds what every chapter shares: the theme (set on import), figures sized for the
+page, the label and colour of each potential, the finite-sample floor, and legends placed
+outside the panels.
 """
 
 from __future__ import annotations
 
 import re
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -23,6 +25,7 @@ __all__ = [
     "POTENTIAL_COLORS",
     "by_potential",
     "figure_legend",
+    "page_axes",
     "plot_floor",
     "potential_color",
     "potential_label",
@@ -67,6 +70,16 @@ _LABELS = {
 }
 _HYPENTROPY = re.compile(r"^hypentropy\(beta=([^)]*)\)$")
 FLOOR_COLOR = "0.55"
+
+
+def page_axes(
+    rows: int = 1, cols: int = 1, height: float = 2.6, width: float = PAGE_WIDTH, **share
+) -> np.ndarray:
+    """A ``rows x cols`` array of axes on a new constrained-layout figure ``width`` inches wide
+    (the text column unless given) and ``height`` inches per row of panels."""
+    size = (width, height * rows)
+    _, axes = plt.subplots(rows, cols, figsize=size, squeeze=False, layout="constrained", **share)
+    return axes
 
 
 def potential_label(name: str) -> str:

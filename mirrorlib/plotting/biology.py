@@ -7,7 +7,6 @@ computed.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -17,7 +16,7 @@ from mirrorlib.experiments.biology import (
     mixture_density,
     sign_structure,
 )
-from mirrorlib.plotting import PAGE_WIDTH, figure_legend, potential_color
+from mirrorlib.plotting import figure_legend, page_axes, potential_color
 
 __all__ = ["MODEL_LABELS", "plot_weights_vs_synapses"]
 
@@ -79,7 +78,7 @@ def plot_weights_vs_synapses(
     ``weights`` has the columns of :data:`mirrorlib.experiments.biology.WEIGHT_COLUMNS`.
     """
     if axes is None:
-        _, axes = plt.subplots(1, 3, figsize=(PAGE_WIDTH, 2.7), layout="constrained")
+        axes = page_axes(1, 3, 2.7)[0]
     lim = 5.0
     hidden = weights[weights["layer"] == layer]
     log_abs = np.log(hidden["w"].abs().where(hidden["w"] != 0))  # zeros left out

@@ -7,13 +7,12 @@ the smallest to the largest seed.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from mirrorlib.plotting import PAGE_WIDTH, by_potential, figure_legend, plot_floor
+from mirrorlib.plotting import PAGE_WIDTH, by_potential, figure_legend, page_axes, plot_floor
 
 __all__ = ["plot_delta_cdf_vs_size", "plot_candidate_scan"]
 
@@ -42,7 +41,7 @@ def plot_delta_cdf_vs_size(
     (mean over seeds, bars: min to max; potentials nudged apart along x). Grey dashed: the
     finite-sample floor."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.8 * PAGE_WIDTH, 0.55 * PAGE_WIDTH), layout="constrained")
+        ax = page_axes(height=0.55 * PAGE_WIDTH, width=0.8 * PAGE_WIDTH)[0, 0]
     own = table[
         (table["objective"] == objective) & (table["candidate"] == table["trained_potential"])
     ]

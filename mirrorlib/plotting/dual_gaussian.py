@@ -7,14 +7,13 @@ seeds are lines, bands span seaborn's ``errorbar`` (``("pi", 90)``: 5 % to 95 % 
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 from scipy import stats
 
-from mirrorlib.plotting import PAGE_WIDTH, by_potential, figure_legend, plot_floor
+from mirrorlib.plotting import by_potential, figure_legend, page_axes, plot_floor
 
 __all__ = [
     "plot_clt",
@@ -29,12 +28,6 @@ _INPUT_LABELS = {
     "long": "$p = 1$ inputs",
 }
 _NORMAL = Line2D([], [], color="k", ls=":", lw=1.3, label="standard normal")
-
-
-def _subplots(rows: int, cols: int, height: float, **share) -> np.ndarray:
-    size = (PAGE_WIDTH, height * rows)
-    _, axes = plt.subplots(rows, cols, figsize=size, squeeze=False, layout="constrained", **share)
-    return axes
 
 
 def _medians(data, x: str, y: str, ax, errorbar, **kwargs) -> None:
@@ -59,7 +52,7 @@ def plot_linearisation(
     rounding, is left out), the Delta-CDF of the dual change with the Gaussian null (black
     dotted), and the share of problems with an interpolating solution. Returns 3 axes."""
     if axes is None:
-        axes = _subplots(1, 3, 2.3)
+        axes = page_axes(1, 3, 2.3)
     axes = np.asarray(axes).reshape(-1)
     data, hue = by_potential(table)
     _medians(
@@ -104,7 +97,7 @@ def plot_clt(
     ``alpha`` (``N = D^alpha``). Returns the ``(rows, 2)`` axes."""
     kinds = list(dict.fromkeys(table["inputs"]))
     if axes is None:
-        axes = _subplots(len(kinds), 2, 1.9, sharex=True)
+        axes = page_axes(len(kinds), 2, 1.9, sharex=True)
     axes = np.asarray(axes).reshape(len(kinds), 2)
     data, hue = by_potential(table.assign(alpha=table["alpha"].map(lambda a: f"$N = D^{{{a:g}}}$")))
     for (ax_d, ax_r), kind in zip(axes, kinds, strict=True):
@@ -163,7 +156,7 @@ def plot_dual_histograms(hists: pd.DataFrame, axes: np.ndarray | None = None) ->
     and the standard normal density (black dotted). Returns the axes."""
     ns = sorted(hists["N"].unique())
     if axes is None:
-        axes = _subplots(1, len(ns), 2.2, sharey=True)[0]
+        axes = page_axes(1, len(ns), 2.2, sharey=True)[0]
     data, hue = by_potential(hists)
     for ax, n in zip(axes, ns, strict=True):
         _binned(data[hists["N"] == n], ax, **hue)
@@ -185,7 +178,7 @@ def plot_deep(
     standardised dual change at the largest width with the standard normal density (black
     dotted). Bands: ``errorbar`` over seeds (default: min to max). Returns 4 axes."""
     if axes is None:
-        axes = _subplots(2, 2, 2.3)
+        axes = page_axes(2, 2, 2.3)
     axes = np.asarray(axes).reshape(-1)
     data, hue = by_potential(summary)
     labels = {

@@ -14,7 +14,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.colors import BoundaryNorm
 
-from mirrorlib.plotting import PAGE_WIDTH, by_potential, potential_color, potential_label
+from mirrorlib.plotting import PAGE_WIDTH, by_potential, page_axes, potential_color, potential_label
 
 __all__ = ["plot_bregman_grid", "plot_bregman_slice", "plot_mirror_maps", "plot_trajectories"]
 
@@ -47,19 +47,12 @@ def plot_bregman_grid(
     pots = list(dict.fromkeys(table["potential"]))
     dirs = list(dict.fromkeys(table["direction"]))
     if axes is None:
-        width = PAGE_WIDTH * len(pots) / 3
-        _, axes = plt.subplots(
-            len(dirs),
-            len(pots),
-            figsize=(width, 0.85 * width * len(dirs) / len(pots) + 0.3),
-            sharex=True,
-            sharey=True,
-            squeeze=False,
-            layout="constrained",
-        )
+        width, height = PAGE_WIDTH * len(pots) / 3, 0.3 * PAGE_WIDTH
+        axes = page_axes(len(dirs), len(pots), height, width, sharex=True, sharey=True)
     axes = np.asarray(axes).reshape(len(dirs), len(pots))
     levels = np.asarray(levels, dtype=float)
-    norm = BoundaryNorm(levels, plt.get_cmap("viridis").N, extend="both")
+    cmap = plt.get_cmap("viridis")
+    norm = BoundaryNorm(levels, cmap.N, extend="both")
     filled = None
     for i, direction in enumerate(dirs):
         for j, name in enumerate(pots):
@@ -69,7 +62,13 @@ def plot_bregman_grid(
             infinite = ~np.isfinite(z)
             ax.set_facecolor("0.88")
             filled = ax.contourf(
-                w1, w2, np.ma.masked_where(infinite, z), levels=levels, norm=norm, extend="both"
+                w1,
+                w2,
+                np.ma.masked_where(infinite, z),
+                levels=levels,
+                cmap=cmap,
+                norm=norm,
+                extend="both",
             )
             ax.contour(
                 w1,
@@ -134,7 +133,7 @@ def plot_trajectories(
     the paths and the origin, with a margin). Returns the axes.
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.75 * PAGE_WIDTH, 0.55 * PAGE_WIDTH), layout="constrained")
+        ax = page_axes(height=0.55 * PAGE_WIDTH, width=0.75 * PAGE_WIDTH)[0, 0]
     start = trajectories.sort_values("step").groupby("potential", sort=False).first()
     w0 = start[["w1", "w2"]].to_numpy(float)[0]
     if lims is None:
@@ -211,7 +210,7 @@ def plot_mirror_maps(
     entropies share a colour and differ in dashes. Returns the axes.
     """
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 0.4 * PAGE_WIDTH), layout="constrained")
+        axes = page_axes(1, 2, 0.4 * PAGE_WIDTH)[0]
     ax_map, ax_rate = axes
     table = table[(table["w"] != 0) & (table["w"].abs() <= w_max)]
     data, hue = by_potential(table.assign(sign=np.sign(table["w"])))
@@ -245,7 +244,7 @@ def plot_bregman_slice(table: pd.DataFrame, ax: Axes | None = None, ymax: float 
     both orders is hatched in its colour. Returns the axes.
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(PAGE_WIDTH, 0.45 * PAGE_WIDTH), layout="constrained")
+        ax = page_axes(height=0.45 * PAGE_WIDTH)[0, 0]
     finite = table[np.isfinite(table["divergence"])]
     data, hue = by_potential(finite.assign(direction=finite["direction"].map(_DIRECTION_LABELS)))
     sns.lineplot(data, x="w2", y="divergence", style="direction", estimator=None, ax=ax, **hue)

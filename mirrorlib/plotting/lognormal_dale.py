@@ -6,13 +6,12 @@ from CSV) and draws them with seaborn; nothing is computed beyond grouping and a
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import NullFormatter
 
-from mirrorlib.plotting import PAGE_WIDTH, by_potential, figure_legend, plot_floor, potential_color
+from mirrorlib.plotting import by_potential, figure_legend, page_axes, plot_floor, potential_color
 
 __all__ = [
     "method_color",
@@ -45,12 +44,6 @@ def method_color(method: str) -> str:
         if method != "sign_constrained_gd"
         else "k"
     )
-
-
-def _subplots(rows: int, cols: int, height: float, **share) -> np.ndarray:
-    size = (PAGE_WIDTH, height * rows)
-    _, axes = plt.subplots(rows, cols, figsize=size, squeeze=False, layout="constrained", **share)
-    return axes
 
 
 def _by_method(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -101,7 +94,7 @@ def plot_regression_distributions(
     inits = list(dict.fromkeys(hist["init"]))
     pots = [p for p in dict.fromkeys(hist["potential"]) if p != "-"]
     if axes is None:
-        axes = _subplots(len(inits), len(pots) + 1, 2.0, sharex="col")
+        axes = page_axes(len(inits), len(pots) + 1, 2.0, sharex="col")
     hist_data, hue = by_potential(hist[hist["potential"] != "-"])
     qq_data, _ = by_potential(qq)
     for i, init in enumerate(inits):
@@ -131,7 +124,7 @@ def plot_lognormality_vs_change(table: pd.DataFrame, axes: np.ndarray | None = N
     """
     alphas = sorted(table["alpha"].unique())
     if axes is None:
-        axes = _subplots(1, len(alphas), 2.6, sharey=True)[0]
+        axes = page_axes(1, len(alphas), 2.6, sharey=True)[0]
     cells = table.groupby(["alpha", "potential", "init", "label_scale"], sort=False)
     medians = cells[["relative_change", "delta_cdf_log_after", "N", "floor"]].median().reset_index()
     data, hue = by_potential(medians.assign(start=medians["init"].map(_INIT_LABELS)))
@@ -177,7 +170,7 @@ def plot_dale_training(
     :func:`~mirrorlib.experiments.lognormal_dale.run_dale`. Returns the 4 axes.
     """
     if axes is None:
-        axes = _subplots(2, 2, 2.1, sharex=True).ravel()
+        axes = page_axes(2, 2, 2.1, sharex=True).ravel()
     acc, hue = _by_method(accuracy[accuracy["epoch"] > 0])
     sns.lineplot(
         acc,
@@ -247,7 +240,7 @@ def plot_dale_distributions(
     layers = sorted(hist["layer"].unique())
     methods = [m for m in dict.fromkeys(hist["method"]) if m != "-"]
     if axes is None:
-        axes = _subplots(len(layers), len(methods) + 1, 1.9)
+        axes = page_axes(len(layers), len(methods) + 1, 1.9)
     qq_data, hue = _by_method(qq)
     for i, layer in enumerate(layers):
         h = hist[hist["layer"] == layer]

@@ -6,13 +6,12 @@ from disk) and draws on matplotlib axes; nothing is computed beyond grouping and
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from mirrorlib.plotting import PAGE_WIDTH, by_potential, figure_legend, plot_floor
+from mirrorlib.plotting import PAGE_WIDTH, by_potential, figure_legend, page_axes, plot_floor
 
 __all__ = [
     "plot_calibration",
@@ -31,12 +30,6 @@ _W0_TITLES = {
 }
 
 
-def _subplots(cols: int, height: float = 2.6, **share) -> np.ndarray:
-    size = (PAGE_WIDTH, height)
-    _, axes = plt.subplots(1, cols, figsize=size, squeeze=False, layout="constrained", **share)
-    return axes[0]
-
-
 def plot_fig5_volume_fits(
     samples: pd.DataFrame, densities: pd.DataFrame, axes: np.ndarray | None = None
 ) -> np.ndarray:
@@ -45,7 +38,7 @@ def plot_fig5_volume_fits(
     ``w0``. Returns the axes."""
     models = list(dict.fromkeys(densities["w0_model"]))
     if axes is None:
-        axes = _subplots(len(models), sharey=True)
+        axes = page_axes(1, len(models), sharey=True)[0]
     bins = np.linspace(samples["log10_volume"].min(), samples["log10_volume"].max(), 45)
     data, hue = by_potential(densities)
     for ax, model in zip(axes, models, strict=True):
@@ -62,7 +55,7 @@ def plot_profile_over_p(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     negative entropy at ``p = 1`` as a filled marker. The grey band is the drop of 1.92 (a 95%
     likelihood-ratio interval for one parameter)."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.7 * PAGE_WIDTH, 2.6), layout="constrained")
+        ax = page_axes(width=0.7 * PAGE_WIDTH)[0, 0]
     for i, (n, sub) in enumerate(table.groupby("n", sort=True)):
         sub = sub.sort_values("p")
         rel = sub["log_likelihood"] - sub["log_likelihood"].max()
@@ -83,7 +76,7 @@ def plot_known_w0_power(summary: pd.DataFrame, axes: np.ndarray | None = None) -
     synapses, how often the truth is the best candidate (left) and the width in ``p`` of the
     set the bootstrap cannot rule out (right). Returns the axes."""
     if axes is None:
-        axes = _subplots(2)
+        axes = page_axes(1, 2)[0]
     data, hue = by_potential(summary, "truth")
     for ax, column in zip(axes, ("truth_best", "set_width"), strict=True):
         sns.lineplot(data, x="n", y=column, marker="o", ax=ax, **hue)
@@ -105,7 +98,7 @@ def plot_connectome_scan(
     (negative entropy at ``p = 1``), filled where the bootstrap cannot tell it from the best,
     with the finite-sample ``floor``. Returns the axes."""
     if axes is None:
-        axes = _subplots(2)
+        axes = page_axes(1, 2)[0]
     grouped = pairs.groupby(["before", "after"]).size().rename("n").reset_index()
     axes[0].scatter(grouped["before"], grouped["after"], s=6 * grouped["n"], color="0.3", alpha=0.6)
     top = max(grouped["before"].max(), grouped["after"].max())
@@ -134,7 +127,7 @@ def plot_calibration(table: pd.DataFrame, observed_p: float, ax: Axes | None = N
     candidate's ``p`` (mean and range over repetitions) against the true one, for each version
     of the simulated data; the dotted line marks the best ``p`` on the real counts."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.7 * PAGE_WIDTH, 2.6), layout="constrained")
+        ax = page_axes(width=0.7 * PAGE_WIDTH)[0, 0]
     truth_p = {
         t: (1.0 if t == "negative_entropy" else float(t.split("-")[0])) for t in table["truth"]
     }
@@ -178,7 +171,7 @@ def plot_count_fits(
     potential (table of :func:`~mirrorlib.experiments.synapse_data.count_pmf_table`) for one
     law of ``w0``. Log axes."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.7 * PAGE_WIDTH, 2.6), layout="constrained")
+        ax = page_axes(width=0.7 * PAGE_WIDTH)[0, 0]
     freq = counts.value_counts(normalize=True).sort_index()
     ax.plot(freq.index, freq.to_numpy(), "o", color="0.3", ms=4, label="adult counts")
     data, hue = by_potential(pmf[pmf["w0_model"] == w0_model])

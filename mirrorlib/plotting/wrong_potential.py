@@ -18,9 +18,9 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from mirrorlib.plotting import (
-    PAGE_WIDTH,
     by_potential,
     figure_legend,
+    page_axes,
     plot_floor,
     potential_color,
     potential_label,
@@ -42,13 +42,6 @@ _W0_LABELS = {
 _W0_COLORS = {_W0_LABELS["normal"]: "0.6", _W0_LABELS["lognormal"]: "0.1"}
 _STATISTIC_LABELS = {False: "uncentred (paper)", True: "centred"}
 _LOG_TICKS = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0)
-
-
-def _subplots(rows: int, cols: int, height: float, **share) -> np.ndarray:
-    """A ``rows x cols`` grid of axes across the page, ``height`` inches per row."""
-    size = (PAGE_WIDTH, height * rows)
-    _, axes = plt.subplots(rows, cols, figsize=size, squeeze=False, layout="constrained", **share)
-    return axes
 
 
 def _log_ticks(axes) -> None:
@@ -78,7 +71,7 @@ def plot_fig2_linear_regression(
     pots = list(dict.fromkeys(table["potential"]))
     powers = list(dict.fromkeys(table["corr_power"]))
     if axes is None:
-        axes = _subplots(len(pots), 2 * len(powers), 1.9, sharex=True)
+        axes = page_axes(len(pots), 2 * len(powers), 1.9, sharex=True)
     axes = np.asarray(axes).reshape(len(pots), 2 * len(powers))
     data = table.assign(alpha=table["alpha"].map(lambda a: f"$N = D^{{{a:g}}}$"))
     alphas = sorted(data["alpha"].unique())
@@ -181,7 +174,7 @@ def plot_fig3_wrong_potential(
     laws = list(dict.fromkeys(table["init"]))
     trues = list(dict.fromkeys(table["true_potential"]))
     if axes is None:
-        axes = _subplots(len(laws), len(trues), 2.3, sharex=True, sharey=True)
+        axes = page_axes(len(laws), len(trues), 2.3, sharex=True, sharey=True)
     axes = np.asarray(axes).reshape(len(laws), len(trues))
     data, where, ticks, labels = _with_positions(table)
     for (i, law), (j, true) in product(enumerate(laws), enumerate(trues)):
@@ -243,7 +236,7 @@ def plot_truth_beats_candidate(table: pd.DataFrame, axes: np.ndarray | None = No
     """
     trues = list(dict.fromkeys(table["true_potential"]))
     if axes is None:
-        axes = _subplots(1, len(trues), 2.6, sharey=True)
+        axes = page_axes(1, len(trues), 2.6, sharey=True)
     axes = np.asarray(axes).reshape(-1)
     data, where, ticks, labels = _with_positions(table)
     for ax, true in zip(axes, trues, strict=True):
@@ -288,7 +281,7 @@ def plot_recovery_power(
     """
     changes = sorted(table["change_scale"].unique())
     if axes is None:
-        axes = _subplots(2, len(changes), 2.3, sharex=True, sharey=True)
+        axes = page_axes(2, len(changes), 2.3, sharex=True, sharey=True)
     axes = np.asarray(axes).reshape(2, len(changes))
     data, hue = by_potential(table, "true_potential")
     data = data.rename(columns={"true_potential": "true"}).assign(
