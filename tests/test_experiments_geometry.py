@@ -262,13 +262,14 @@ def test_plotting_draws_every_table():
     import matplotlib.pyplot as plt
 
     from mirrorlib import plotting
+    from mirrorlib.plotting import geometry as geo_plots
 
     tables = G.run(SMALL)
-    axes = plotting.plot_bregman_grid(tables["geometry_bregman_grid"])
+    axes = geo_plots.plot_bregman_grid(tables["geometry_bregman_grid"])
     assert axes.shape == (2, 3)
-    ax = plotting.plot_bregman_slice(tables["geometry_bregman_slice"])
+    ax = geo_plots.plot_bregman_slice(tables["geometry_bregman_slice"])
     assert ax.get_xlabel()
-    ax = plotting.plot_trajectories(
+    ax = geo_plots.plot_trajectories(
         tables["geometry_trajectories"],
         line=(SMALL.problem.x, SMALL.problem.y),
         projections=tables["geometry_projections"],
@@ -276,7 +277,7 @@ def test_plotting_draws_every_table():
         lims=SMALL.frame,
     )
     assert ax.get_legend() is not None
-    axes = plotting.plot_mirror_maps(tables["geometry_mirror_maps"])
+    axes = geo_plots.plot_mirror_maps(tables["geometry_mirror_maps"])
     assert len(axes) == 2
     assert plotting.potential_label("hypentropy(beta=0.1)") == r"hyperbolic entropy, $\beta = 0.1$"
     plt.close("all")

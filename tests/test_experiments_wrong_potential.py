@@ -254,7 +254,7 @@ def test_unknown_scale_is_refused():
 
 
 def test_plots_draw_from_the_tables(fig3_table, power_table):
-    from mirrorlib import plotting
+    from mirrorlib.plotting import wrong_potential as plotting
 
     axes = plotting.plot_fig3_wrong_potential(fig3_table)
     assert axes.shape == (1, 2)

@@ -1,23 +1,24 @@
 """Figures of the chapter "Introduction — what synapses tell us" (``book/biology.md``).
 
-Each function reads the tables written by :mod:`mirrorlib.experiments.biology` and draws, with the
-reference curves and per-unit sign counts of that module; nothing else is computed.
+Each function reads the tables written by :mod:`mirrorlib.experiments.biology` and draws them
+with seaborn, with the reference curves and per-unit sign counts of that module; nothing else is
+computed.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
+import seaborn as sns
 
 from mirrorlib.experiments.biology import (
     gaussian_log_abs_density,
     mixture_density,
     sign_structure,
 )
-from mirrorlib.plotting import panel_grid, potential_color
+from mirrorlib.plotting import figure_legend, page_axes, potential_color
 
-__all__ = ["MODEL_LABELS", "model_style", "plot_weights_vs_synapses"]
+__all__ = ["MODEL_LABELS", "plot_weights_vs_synapses"]
 
 MODEL_LABELS = {
     "gd_gaussian": "SGD, Gaussian init",
@@ -27,24 +28,37 @@ MODEL_LABELS = {
 """Legend labels of the networks of :data:`mirrorlib.experiments.biology.MODELS`."""
 
 
-def model_style(model: str) -> dict:
-    """Colour and line style of a network: gradient descent blue, exponentiated gradient green
-    (the colours of their potentials); dashed when SGD starts from the log-normal weights."""
+def _model_style(model: str) -> dict:
+    """Gradient descent in the 2-norm's colour, exponentiated gradient in negative entropy's;
+    dashed when SGD starts from the log-normal weights."""
     rule = "negative_entropy" if model.startswith("eg") else "2-norm"
     style = "--" if model == "gd_lognormal_dale" else "-"
-    return {"color": potential_color(rule), "linestyle": style}
+    return {
+        "color": potential_color(rule),
+        "linestyle": style,
+        "label": MODEL_LABELS.get(model, model),
+    }
 
 
-def _standard_normal(ax: Axes, lim: float) -> None:
-    t = np.linspace(-lim, lim, 400)
-    ax.plot(
-        t,
-        np.exp(-0.5 * t * t) / np.sqrt(2 * np.pi),
-        color="0.5",
-        lw=1.2,
-        ls="-.",
-        label="standard normal",
-    )
+def _standardised(w: pd.Series) -> pd.Series:
+    return (w - w.mean()) / w.std(ddof=1)
+
+
+def _fraction_positive(weights: pd.DataFrame) -> pd.DataFrame:
+    """Per model, the fraction of positive outgoing weights of every presynaptic unit of every
+    layer (NaN for a unit whose weights are all zero)."""
+    rows = [
+        pd.DataFrame(
+            {
+                "model": model,
+                "fraction": sign_structure(
+                    part.pivot(index="post", columns="pre", values="w").to_numpy()
+                )["fraction_positive"],
+            }
+        )
+        for (model, _), part in weights.groupby(["model", "layer"], sort=False)
+    ]
+    return pd.concat(rows).dropna()
 
 
 def plot_weights_vs_synapses(
@@ -64,48 +78,44 @@ def plot_weights_vs_synapses(
     ``weights`` has the columns of :data:`mirrorlib.experiments.biology.WEIGHT_COLUMNS`.
     """
     if axes is None:
-        axes = panel_grid(1, 3, (3.6, 3.0)).ravel()
+        axes = page_axes(1, 3, 2.7)[0]
     lim = 5.0
-    bins = np.linspace(-lim, lim, 61)
-    models = list(dict.fromkeys(weights["model"]))
-    for model in models:
-        style = model_style(model)
-        sub = weights[(weights["model"] == model) & (weights["layer"] == layer)]
-        w = sub["w"].to_numpy(float)
-        axes[0].hist(
-            w / w.std(ddof=1),
-            bins=bins,
-            density=True,
-            histtype="step",
-            lw=1.4,
-            label=MODEL_LABELS.get(model, model),
+    hidden = weights[weights["layer"] == layer]
+    log_abs = np.log(hidden["w"].abs().where(hidden["w"] != 0))  # zeros left out
+    hidden = hidden.assign(
+        scaled=hidden["w"] / hidden.groupby("model")["w"].transform("std"),
+        log_abs=log_abs.groupby(hidden["model"]).transform(_standardised),
+    )
+    fractions = _fraction_positive(weights)
+    steps = {"element": "step", "fill": False, "lw": 1.4}
+    for model in dict.fromkeys(weights["model"]):
+        style = _model_style(model)
+        sub = hidden[hidden["model"] == model]
+        sns.histplot(
+            sub,
+            x="scaled",
+            stat="density",
+            bins=np.linspace(-lim, lim, 61),
+            ax=axes[0],
+            **steps,
             **style,
         )
-        log_abs = np.log(np.abs(w[w != 0]))
-        z = (log_abs - log_abs.mean()) / log_abs.std(ddof=1)
-        axes[1].hist(
-            z,
-            bins=bins,
-            density=True,
-            histtype="step",
-            lw=1.4,
-            label=MODEL_LABELS.get(model, model),
+        sns.histplot(
+            sub,
+            x="log_abs",
+            stat="density",
+            bins=np.linspace(-lim, lim, 61),
+            ax=axes[1],
+            **steps,
             **style,
         )
-        fractions = []
-        for lay in dict.fromkeys(weights.loc[weights["model"] == model, "layer"]):
-            part = weights[(weights["model"] == model) & (weights["layer"] == lay)]
-            matrix = part.pivot(index="post", columns="pre", values="w").to_numpy()
-            fractions.append(sign_structure(matrix)["fraction_positive"].to_numpy())
-        frac = np.concatenate(fractions)
-        frac = frac[np.isfinite(frac)]
-        axes[2].hist(
-            frac,
+        sns.histplot(
+            fractions[fractions["model"] == model],
+            x="fraction",
+            stat="probability",
             bins=np.linspace(0, 1, 21),
-            histtype="step",
-            lw=1.4,
-            weights=np.full(frac.size, 1.0 / frac.size),
-            label=MODEL_LABELS.get(model, model),
+            ax=axes[2],
+            **steps,
             **style,
         )
     t = np.linspace(-lim, lim, 400)
@@ -119,18 +129,22 @@ def plot_weights_vs_synapses(
     )
     axes[1].plot(t, mixture_density(t, reference), color="k", lw=1.6, label="spine volumes (fit)")
     for ax in axes[:2]:
-        _standard_normal(ax, lim)
-        ax.set_xlim(-lim, lim)
-        ax.set_ylabel("density")
+        ax.plot(
+            t,
+            np.exp(-0.5 * t * t) / np.sqrt(2 * np.pi),
+            color="0.5",
+            lw=1.2,
+            ls="-.",
+            label="standard normal",
+        )
+        ax.set(xlim=(-lim, lim), ylabel="density")
     axes[0].set_xlabel(r"weight $w$ / std($w$)")
-    axes[1].set_xlabel(r"standardised $\log|w|$ (spines: $\log$ volume)")
-    axes[2].set_xlabel("fraction of positive outgoing weights")
-    axes[2].set_ylabel("fraction of presynaptic units")
+    axes[1].set_xlabel("standardised $\\log|w|$\n(spines: $\\log$ volume)")
+    axes[2].set(
+        xlabel="fraction of outgoing\nweights that are positive", ylabel="fraction of units"
+    )
     axes[2].set_xlim(-0.02, 1.02)
     for ax, letter in zip(axes, "abc", strict=True):
-        ax.text(0.02, 0.97, f"({letter})", transform=ax.transAxes, va="top", fontweight="bold")
-    handles, labels = axes[1].get_legend_handles_labels()
-    axes[0].figure.legend(
-        handles, labels, loc="outside lower center", ncol=3, frameon=False, fontsize=8
-    )
+        ax.set_title(f"({letter})", loc="left", fontweight="bold")
+    figure_legend(axes[1])
     return axes

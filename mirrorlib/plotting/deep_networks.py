@@ -1,28 +1,33 @@
 """Figures of the chapter "Recovering the geometry of finetuned deep networks".
 
 Each function takes the run table of :func:`mirrorlib.experiments.deep_networks.collect`
-(one row per run and candidate) and draws on matplotlib axes.
+(one row per run and candidate) and draws it with seaborn: mean over seeds, bars or bands from
+the smallest to the largest seed.
 """
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.axes import Axes
 
-from mirrorlib.plotting import potential_color, potential_label
+from mirrorlib.plotting import PAGE_WIDTH, by_potential, figure_legend, page_axes, plot_floor
 
 __all__ = ["plot_delta_cdf_vs_size", "plot_candidate_scan"]
 
-_MARKERS = "osD^v<>pPX*h"
 _CANDIDATE_X = {"negative_entropy": 1.0, "1.5-norm": 1.5, "2-norm": 2.0, "2.5-norm": 2.5}
 _CANDIDATE_X["3-norm"] = 3.0
+_MIN_TO_MAX = ("pi", 100)
 
 
-def _own(table: pd.DataFrame, objective: str) -> pd.DataFrame:
-    sub = table[(table["objective"] == objective)]
-    return sub[sub["candidate"] == sub["trained_potential"]]
+def _trained_with(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """:func:`~mirrorlib.plotting.by_potential` on the column ``trained_potential``, shown as
+    "trained with"."""
+    data, hue = by_potential(
+        table.rename(columns={"trained_potential": "trained with"}), "trained with"
+    )
+    return data, hue
 
 
 def plot_delta_cdf_vs_size(
@@ -33,79 +38,83 @@ def plot_delta_cdf_vs_size(
 ) -> Axes:
     """Fig 4 (a): the Delta-CDF (``column``) of the trained potential's dual change against the
     number of analysed weights; one marker per architecture, one colour per trained potential
-    (mean over seeds, bars: min to max). Grey dashed: the finite-sample floor."""
+    (mean over seeds, bars: min to max; potentials nudged apart along x). Grey dashed: the
+    finite-sample floor."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 3.8))
-    own = _own(table, objective)
-    archs = list(dict.fromkeys(own.sort_values("n_weights")["architecture"]))
+        ax = page_axes(height=0.55 * PAGE_WIDTH, width=0.8 * PAGE_WIDTH)[0, 0]
+    own = table[
+        (table["objective"] == objective) & (table["candidate"] == table["trained_potential"])
+    ]
     pots = list(dict.fromkeys(own["trained_potential"]))
-    offsets = dict(zip(pots, np.linspace(-0.04, 0.04, len(pots)), strict=True))
-    for i, arch in enumerate(archs):
-        for pot in pots:
-            cell = own[(own["architecture"] == arch) & (own["trained_potential"] == pot)]
-            values = cell[column].dropna()
-            if values.empty:
-                continue
-            x = cell["n_weights"].iloc[0] * 10 ** offsets[pot]
-            mean = values.mean()
-            err = [[mean - values.min()], [values.max() - mean]]
-            ax.errorbar(x, mean, yerr=err, fmt=_MARKERS[i % len(_MARKERS)],
-                        color=potential_color(pot), ms=6, capsize=2)  # fmt: skip
-    floors = own.groupby("n_weights")["floor"].mean().sort_index()
-    ax.plot(floors.index, floors.values, ls="--", color="0.5", lw=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("number of analysed weights $D$")
+    nudge = dict(zip(pots, 10 ** np.linspace(-0.04, 0.04, len(pots)), strict=True))
+    own = own.assign(D=own["n_weights"] * own["trained_potential"].map(nudge))
+    data, hue = _trained_with(own.sort_values("n_weights"))
+    sns.lineplot(
+        data,
+        x="D",
+        y=column,
+        style="architecture",
+        markers=True,
+        dashes=False,
+        estimator="mean",
+        errorbar=_MIN_TO_MAX,
+        err_style="bars",
+        markersize=7,
+        ax=ax,
+        **hue,
+    )
+    floors = own.groupby("n_weights")["floor"].mean()
+    plot_floor(ax, floors.index, floors.to_numpy())
+    ax.set(xscale="log", yscale="log", xlabel="number of analysed weights $D$")
     ax.set_ylabel(r"$\Delta$CDF of the trained potential")
-    handles = [
-        plt.Line2D([], [], ls="", marker=_MARKERS[i % len(_MARKERS)], color="0.3", label=a)
-        for i, a in enumerate(archs)
-    ]
-    handles += [
-        plt.Line2D([], [], color=potential_color(p), label=potential_label(p)) for p in pots
-    ]
-    handles.append(plt.Line2D([], [], ls="--", color="0.5", label="finite-sample floor"))
-    ax.legend(handles=handles, fontsize=7, loc="best", ncol=2)
+    figure_legend(ax, below=False)
     return ax
 
 
 def plot_candidate_scan(
-    table: pd.DataFrame,
-    column: str = "delta_cdf",
-    objective: str = "supervised",
-    axes: np.ndarray | None = None,
+    table: pd.DataFrame, column: str = "delta_cdf", objective: str = "supervised"
 ) -> np.ndarray:
     """Fig 4 (b): per architecture (panels, by size), the Delta-CDF (``column``) of each
     hypothesised potential (negative entropy at x = 1, then p), one line per trained potential
     (mean over seeds, band: min to max); the trained potential's own point is circled. Negative
-    entropy is missing where finetuning changed a sign (it cannot have made the change)."""
-    sub = table[table["objective"] == objective]
+    entropy is missing where finetuning changed a sign (it cannot have made the change).
+    Returns the axes (one per architecture)."""
+    sub = table[(table["objective"] == objective) & table["candidate"].isin(_CANDIDATE_X)]
     if sub.empty:
         raise ValueError(f"no runs with objective {objective!r} in the table")
-    archs = list(dict.fromkeys(sub.sort_values("n_weights")["architecture"]))
-    if axes is None:
-        cols = min(len(archs), 4)
-        rows = int(np.ceil(len(archs) / cols))
-        _, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
-    flat = np.asarray(axes).reshape(-1)
-    for ax, arch in zip(flat, archs, strict=False):
-        cell = sub[sub["architecture"] == arch]
-        for pot, lines in cell.groupby("trained_potential", sort=False):
-            stats = lines.groupby("candidate")[column].agg(["mean", "min", "max"])
-            stats = stats.loc[[c for c in _CANDIDATE_X if c in stats.index]]
-            x = np.array([_CANDIDATE_X[c] for c in stats.index])
-            color = potential_color(pot)
-            ax.plot(x, stats["mean"], marker="o", ms=3, color=color, label=potential_label(pot))
-            ax.fill_between(x, stats["min"], stats["max"], color=color, alpha=0.2, lw=0)
-            if pot in stats.index and np.isfinite(stats.at[pot, "mean"]):
-                ax.plot(_CANDIDATE_X[pot], stats.at[pot, "mean"], "o", ms=9, mfc="none",
-                        color=color)  # fmt: skip
-        n = int(cell["n_weights"].iloc[0])
-        ax.set_title(f"{arch} (D = {n:,})", fontsize=8)
-        ax.set_xticks(list(_CANDIDATE_X.values()), ["NE", "1.5", "2", "2.5", "3"])
-        ax.set_xlabel("hypothesised potential", fontsize=8)
-    for ax in flat[len(archs) :]:
-        ax.axis("off")
-    flat[0].set_ylabel(r"$\Delta$CDF")
-    flat[0].legend(fontsize=7, title="trained with", title_fontsize=7)
-    return np.asarray(axes)
+    sub = sub.sort_values("n_weights").assign(
+        network=lambda t: [
+            f"{a}\n$D$ = {n:,}" for a, n in zip(t["architecture"], t["n_weights"], strict=True)
+        ],
+        x=lambda t: t["candidate"].map(_CANDIDATE_X),
+    )
+    data, hue = _trained_with(sub)
+    cols = min(data["network"].nunique(), 3)
+    grid = sns.relplot(
+        data,
+        x="x",
+        y=column,
+        col="network",
+        col_wrap=cols,
+        kind="line",
+        estimator="mean",
+        errorbar=_MIN_TO_MAX,
+        marker="o",
+        markersize=4,
+        height=1.75,
+        aspect=1.2,
+        facet_kws={"sharey": False},
+        **hue,
+    )
+    own = data[sub["candidate"] == sub["trained_potential"]]
+    means = own.groupby(["network", "trained with"], sort=False)[["x", column]].mean()
+    for (network, pot), point in means.iterrows():
+        grid.axes_dict[network].plot(
+            point["x"], point[column], "o", ms=9, mfc="none", color=hue["palette"][pot]
+        )
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("hypothesised potential", r"$\Delta$CDF")
+    grid.set(xticks=list(_CANDIDATE_X.values()), xticklabels=["NE", "1.5", "2", "2.5", "3"])
+    sns.move_legend(grid, "lower center", bbox_to_anchor=(0.5, 1.0), ncol=4)
+    grid.tight_layout()
+    return grid.axes

@@ -1,17 +1,17 @@
 """Figures of the chapter "Log-normal weights and Dale's law" (``book/lognormal_dale.md``).
 
 Each function takes the tables of :mod:`mirrorlib.experiments.lognormal_dale` (as read back
-from CSV) and draws on matplotlib axes; nothing is computed beyond grouping and averaging.
+from CSV) and draws them with seaborn; nothing is computed beyond grouping and averaging.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
+import seaborn as sns
 from matplotlib.ticker import NullFormatter
 
-from mirrorlib.plotting import panel_grid, potential_color, potential_label
+from mirrorlib.plotting import by_potential, figure_legend, page_axes, plot_floor, potential_color
 
 __all__ = [
     "method_color",
@@ -29,7 +29,7 @@ _METHOD_LABELS = {
 }
 _METHOD_POTENTIAL = {"eg": "negative_entropy", "gd": "2-norm"}
 _INIT_LABELS = {"lognormal": "log-normal start", "normal": "Gaussian start"}
-_BEFORE = "0.6"
+_BEFORE = "0.75"
 
 
 def method_label(method: str) -> str:
@@ -38,31 +38,47 @@ def method_label(method: str) -> str:
 
 
 def method_color(method: str) -> str:
-    """EG and GD take their potential's colour; sign-constrained GD is red."""
-    if method in _METHOD_POTENTIAL:
-        return potential_color(_METHOD_POTENTIAL[method])
-    return "C3" if method == "sign_constrained_gd" else "0.3"
+    """EG and GD take their potential's colour; sign-constrained GD (no potential) is black."""
+    return (
+        potential_color(_METHOD_POTENTIAL.get(method, method))
+        if method != "sign_constrained_gd"
+        else "k"
+    )
 
 
-def _hist(ax: Axes, part: pd.DataFrame, color, label: str, filled: bool) -> None:
-    edges = np.append(part["left"].to_numpy(), part["right"].to_numpy()[-1])
-    values = part["density"].to_numpy()
-    if filled:
-        ax.stairs(values, edges, fill=True, color=color, alpha=0.45, label=label)
-    else:
-        ax.stairs(values, edges, color=color, lw=1.6, label=label)
+def _by_method(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The table with readable method names and seaborn keywords colouring by method."""
+    methods = [m for m in dict.fromkeys(table["method"]) if m != "-"]
+    palette = {method_label(m): method_color(m) for m in methods}
+    data = table.assign(method=table["method"].map(method_label))
+    return data, {"hue": "method", "hue_order": list(palette), "palette": palette}
 
 
-def _qq(ax: Axes, part: pd.DataFrame, color, label: str, style: str = "-") -> None:
-    ax.plot(part["normal"], part["sample"], style, color=color, lw=1.5, label=label)
+def _binned(ax, part: pd.DataFrame, **kwargs) -> None:
+    """A histogram tabulated as ``left, right, density``, as a step line (filled: ``fill``)."""
+    edges = np.union1d(part["left"], part["right"]).tolist()
+    sns.histplot(
+        part.assign(x=(part["left"] + part["right"]) / 2),
+        x="x",
+        weights="density",
+        bins=edges,
+        element="step",
+        ax=ax,
+        **kwargs,
+    )
 
 
-def _diagonal(ax: Axes) -> None:
-    lim = 3.2
-    ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.6, ls=":")
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-5, 5)
-    ax.set_xlabel("normal quantile")
+def _qq(ax, qq: pd.DataFrame, hue: dict) -> None:
+    """QQ lines of the standardised ``log|w|`` (grey dashed: before learning) on the diagonal
+    of an exact log-normal."""
+    before = qq[qq["stage"] == "before"]
+    ax.plot(before["normal"], before["sample"], "--", color=_BEFORE, lw=1.5, label="before")
+    sns.lineplot(
+        qq[qq["stage"] == "after"], x="normal", y="sample", sort=False, estimator=None, ax=ax, **hue
+    )
+    ax.plot([-3.2, 3.2], [-3.2, 3.2], color="k", lw=0.6, ls=":")
+    ax.set(xlim=(-3.2, 3.2), ylim=(-5, 5), xlabel="normal quantile", title="QQ plot")
+    ax.set_ylabel("standardised\n" r"$\log|w|$")
 
 
 def plot_regression_distributions(
@@ -78,76 +94,68 @@ def plot_regression_distributions(
     inits = list(dict.fromkeys(hist["init"]))
     pots = [p for p in dict.fromkeys(hist["potential"]) if p != "-"]
     if axes is None:
-        axes = panel_grid(len(inits), len(pots) + 1, (3.2, 2.6), sharex="col")
+        axes = page_axes(len(inits), len(pots) + 1, 2.0, sharex="col")
+    hist_data, hue = by_potential(hist[hist["potential"] != "-"])
+    qq_data, _ = by_potential(qq)
     for i, init in enumerate(inits):
-        h, q = hist[hist["init"] == init], qq[qq["init"] == init]
-        before_h, before_q = h[h["stage"] == "before"], q[q["stage"] == "before"]
-        for j, pot in enumerate(pots):
-            ax = axes[i, j]
-            _hist(ax, before_h, _BEFORE, "before", True)
-            after = h[(h["stage"] == "after") & (h["potential"] == pot)]
-            _hist(ax, after, potential_color(pot), f"after {potential_label(pot)}", False)
-            if i == 0:
-                ax.set_title(potential_label(pot), fontsize=10)
-            if j == 0:
-                ax.set_ylabel(f"{_INIT_LABELS.get(init, init)}\ndensity")
-            if i == len(inits) - 1:
-                ax.set_xlabel(r"$\log_{10}|w|$")
-        ax = axes[i, -1]
-        _qq(ax, before_q, _BEFORE, "before", "--")
-        for pot in pots:
-            after = q[(q["stage"] == "after") & (q["potential"] == pot)]
-            _qq(ax, after, potential_color(pot), potential_label(pot))
-        _diagonal(ax)
-        ax.set_ylabel(r"quantile of standardised $\log|w|$")
-        if i == 0:
-            ax.set_title("QQ plot", fontsize=10)
-            ax.legend(fontsize=7, loc="upper left")
+        h = hist[hist["init"] == init]
+        for ax, pot in zip(axes[i], pots, strict=False):
+            _binned(ax, h[h["stage"] == "before"], color=_BEFORE, label="before", fill=True, lw=0)
+            _binned(
+                ax,
+                h[(h["stage"] == "after") & (h["potential"] == pot)],
+                fill=False,
+                lw=1.6,
+                color=potential_color(pot),
+            )
+            ax.set(title=hue["hue_order"][pots.index(pot)], xlabel=r"$\log_{10}|w|$")
+            ax.set_ylabel(f"{_INIT_LABELS.get(init, init)}\ndensity")
+        _qq(axes[i, -1], qq_data[qq["init"] == init], hue)
+    figure_legend(axes[0, -1], ncol=3)
     return axes
 
 
 def plot_lognormality_vs_change(table: pd.DataFrame, axes: np.ndarray | None = None) -> np.ndarray:
     """Part 1: Delta-CDF of ``log|w|`` after learning against the relative change.
 
-    One panel per ``alpha``; one line per (potential: colour, start: marker), medians over
-    seeds at each label scale; grey dashed: the finite-sample floor. Table from
+    One panel per ``alpha``; one line per (potential: colour, start: marker and dashes), medians
+    over seeds at each label scale; grey dashed: the finite-sample floor. Table from
     :func:`~mirrorlib.experiments.lognormal_dale.run_regression`. Returns the axes.
     """
     alphas = sorted(table["alpha"].unique())
     if axes is None:
-        axes = panel_grid(1, len(alphas), (3.6, 3.0), 1.8, sharey=True)[0]
-    markers = {"lognormal": "o", "normal": "s"}
+        axes = page_axes(1, len(alphas), 2.6, sharey=True)[0]
+    cells = table.groupby(["alpha", "potential", "init", "label_scale"], sort=False)
+    medians = cells[["relative_change", "delta_cdf_log_after", "N", "floor"]].median().reset_index()
+    data, hue = by_potential(medians.assign(start=medians["init"].map(_INIT_LABELS)))
     for ax, alpha in zip(axes, alphas, strict=True):
-        sub = table[table["alpha"] == alpha]
-        cells = sub.groupby(["potential", "init", "label_scale"], sort=False)
-        med = cells[["relative_change", "delta_cdf_log_after"]].median().reset_index()
-        for (pot, init), line in med.groupby(["potential", "init"], sort=False):
-            ax.plot(
-                line["relative_change"],
-                line["delta_cdf_log_after"],
-                marker=markers.get(init, "^"),
-                ls="-" if init == "lognormal" else "--",
-                color=potential_color(pot),
-                label=f"{potential_label(pot)}, {_INIT_LABELS.get(init, init)}",
-            )
-        ax.axhline(sub["floor"].iloc[0], color="0.5", ls="--", lw=1, label="floor")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        sub = data[data["alpha"] == alpha]
+        sns.lineplot(
+            sub,
+            x="relative_change",
+            y="delta_cdf_log_after",
+            style="start",
+            units="init",
+            estimator=None,
+            markers=True,
+            sort=True,
+            ax=ax,
+            **hue,
+        )
+        plot_floor(ax, None, sub["floor"].iloc[0])
+        ax.set(xscale="log", yscale="log", xlabel=r"relative change $\|w_T - w_0\| / \|w_0\|$")
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(r"relative change $\|w_T - w_0\| / \|w_0\|$")
-        ax.set_title(rf"$N = D^{{{alpha:g}}}$ = {int(sub['N'].iloc[0])}", fontsize=10)
-    axes[0].set_ylabel(r"$\Delta$CDF of $\log|w_T|$")
-    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        ax.set_title(rf"$N = D^{{{alpha:g}}}$ = {int(sub['N'].iloc[0])}")
+        ax.set_ylabel(r"$\Delta$CDF of $\log|w_T|$")
+    figure_legend(axes[0], ncol=3)
     return axes
 
 
-def _pooled(weights: pd.DataFrame, column: str, layer: int | None = None) -> pd.DataFrame:
-    """Sum ``column`` and ``n`` over populations (and layers unless ``layer``), per method,
-    seed and epoch, then average the ratio over seeds."""
-    sub = weights if layer is None else weights[weights["layer"] == layer]
-    summed = sub.groupby(["method", "seed", "epoch"], sort=False)[[column, "n"]].sum()
-    ratio = (summed[column] / summed["n"]).rename("value").reset_index()
-    return ratio.groupby(["method", "epoch"], sort=False)["value"].mean().reset_index()
+def _pooled(weights: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Sum ``column`` and ``n`` over layers and populations, per method, seed and epoch: the
+    fraction of all weights."""
+    summed = weights.groupby(["method", "seed", "epoch"], sort=False)[[column, "n"]].sum()
+    return (summed[column] / summed["n"]).rename(column).reset_index()
 
 
 def plot_dale_training(
@@ -157,39 +165,52 @@ def plot_dale_training(
 
     Panels: test accuracy (mean over seeds, thin lines: each seed); fraction of weights whose
     sign breaks Dale's law (all layers); fraction of weights exactly 0; Delta-CDF of
-    ``log|w|`` of the first layer's excitatory synapses (grey: its floor). Tables from
+    ``log|w|`` of the first layer's excitatory synapses (grey: its floor); all but the seeds'
+    lines are means over seeds. Tables from
     :func:`~mirrorlib.experiments.lognormal_dale.run_dale`. Returns the 4 axes.
     """
     if axes is None:
-        axes = panel_grid(1, 4, (3.0, 2.7), 1.6)[0]
-    methods = list(dict.fromkeys(accuracy["method"]))
-    for method in methods:
-        color, label = method_color(method), method_label(method)
-        acc = accuracy[(accuracy["method"] == method) & (accuracy["epoch"] > 0)]
-        for _, seed_rows in acc.groupby("seed"):
-            axes[0].plot(seed_rows["epoch"], seed_rows["test_acc"], color=color, lw=0.5, alpha=0.5)
-        mean = acc.groupby("epoch")["test_acc"].mean()
-        axes[0].plot(mean.index, mean.to_numpy(), color=color, lw=1.8, label=label)
-        for ax, column in ((axes[1], "violations"), (axes[2], "zeros")):
-            pooled = _pooled(weights[weights["method"] == method], column)
-            ax.plot(pooled["epoch"], pooled["value"], color=color, lw=1.8, marker=".")
-        sub = weights[
-            (weights["method"] == method)
-            & (weights["layer"] == 1)
-            & (weights["population"] == "excitatory")
-        ]
-        dcdf = sub.groupby("epoch")["delta_cdf_log"].mean()
-        axes[3].plot(dcdf.index, dcdf.to_numpy(), color=color, lw=1.8, marker=".")
-    floor = weights[(weights["layer"] == 1) & (weights["population"] == "excitatory")]
-    axes[3].plot(
-        *zip(*sorted(floor.groupby("epoch")["floor"].mean().items()), strict=True),
-        color="0.5",
-        ls="--",
-        lw=1,
-        label="floor",
+        axes = page_axes(2, 2, 2.1, sharex=True).ravel()
+    acc, hue = _by_method(accuracy[accuracy["epoch"] > 0])
+    sns.lineplot(
+        acc,
+        x="epoch",
+        y="test_acc",
+        units="seed",
+        estimator=None,
+        lw=0.5,
+        alpha=0.5,
+        legend=False,
+        ax=axes[0],
+        **hue,
     )
+    sns.lineplot(acc, x="epoch", y="test_acc", errorbar=None, lw=1.8, ax=axes[0], **hue)
+    data, _ = _by_method(weights)
+    for ax, column in ((axes[1], "violations"), (axes[2], "zeros")):
+        sns.lineplot(
+            _pooled(data, column),
+            x="epoch",
+            y=column,
+            errorbar=None,
+            marker=".",
+            legend=False,
+            ax=ax,
+            **hue,
+        )
+    first = data[(weights["layer"] == 1) & (weights["population"] == "excitatory")]
+    sns.lineplot(
+        first,
+        x="epoch",
+        y="delta_cdf_log",
+        errorbar=None,
+        marker=".",
+        legend=False,
+        ax=axes[3],
+        **hue,
+    )
+    floor = first.groupby("epoch")["floor"].mean()
+    plot_floor(axes[3], floor.index, floor.to_numpy())
     axes[3].set_yscale("log")
-    axes[3].legend(fontsize=7)
     labels = (
         "test accuracy",
         "fraction of weights\nwith the wrong sign",
@@ -197,9 +218,8 @@ def plot_dale_training(
         r"$\Delta$CDF of $\log|w|$" + "\n(layer 1, excitatory)",
     )
     for ax, label in zip(axes, labels, strict=True):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-    axes[0].legend(fontsize=7, loc="lower right")
+        ax.set(xlabel="epoch", ylabel=label)
+    figure_legend(axes[0], [axes[3].lines[-1]], ncol=4)
     return axes
 
 
@@ -220,28 +240,21 @@ def plot_dale_distributions(
     layers = sorted(hist["layer"].unique())
     methods = [m for m in dict.fromkeys(hist["method"]) if m != "-"]
     if axes is None:
-        axes = panel_grid(len(layers), len(methods) + 1, (2.9, 2.4))
+        axes = page_axes(len(layers), len(methods) + 1, 1.9)
+    qq_data, hue = _by_method(qq)
     for i, layer in enumerate(layers):
-        h, q = hist[hist["layer"] == layer], qq[qq["layer"] == layer]
-        before_h, before_q = h[h["stage"] == "before"], q[q["stage"] == "before"]
-        for j, method in enumerate(methods):
-            ax = axes[i, j]
-            _hist(ax, before_h, _BEFORE, "before", True)
-            after = h[(h["stage"] == "after") & (h["method"] == method)]
-            _hist(ax, after, method_color(method), "after", False)
-            if i == 0:
-                ax.set_title(method_label(method), fontsize=10)
-            if j == 0:
-                ax.set_ylabel(f"layer {layer}\ndensity")
-            ax.set_xlabel(r"$\log_{10}|w|$")
-        ax = axes[i, -1]
-        _qq(ax, before_q, _BEFORE, "before", "--")
-        for method in methods:
-            after = q[(q["stage"] == "after") & (q["method"] == method)]
-            _qq(ax, after, method_color(method), method_label(method))
-        _diagonal(ax)
-        ax.set_ylabel(r"standardised $\log|w|$")
-        if i == 0:
-            ax.set_title("QQ plot", fontsize=10)
-            ax.legend(fontsize=7, loc="upper left")
+        h = hist[hist["layer"] == layer]
+        for ax, method in zip(axes[i], methods, strict=False):
+            _binned(ax, h[h["stage"] == "before"], color=_BEFORE, label="before", fill=True, lw=0)
+            _binned(
+                ax,
+                h[(h["stage"] == "after") & (h["method"] == method)],
+                fill=False,
+                lw=1.6,
+                color=method_color(method),
+            )
+            ax.set(title=method_label(method), xlabel=r"$\log_{10}|w|$")
+            ax.set_ylabel(f"layer {layer}\ndensity")
+        _qq(axes[i, -1], qq_data[qq["layer"] == layer], hue)
+    figure_legend(axes[0, -1], ncol=4)
     return axes

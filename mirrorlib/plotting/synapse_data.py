@@ -6,12 +6,12 @@ from disk) and draws on matplotlib axes; nothing is computed beyond grouping and
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.axes import Axes
 
-from mirrorlib.plotting import panel_grid, potential_color, potential_label
+from mirrorlib.plotting import PAGE_WIDTH, by_potential, figure_legend, page_axes, plot_floor
 
 __all__ = [
     "plot_calibration",
@@ -22,24 +22,12 @@ __all__ = [
     "plot_profile_over_p",
 ]
 
-_EXTRA = {"1.5-norm": "C4", "hypentropy": "C3"}
+_SHADES = ("0.7", "0.45", "0.15")  # sample sizes and data versions, light to dark
 _W0_TITLES = {
     "two_constants": r"$w_0$: two constants",
     "constant": r"$w_0$: one constant",
     "lognormal": r"$w_0$: log-normal",
 }
-
-
-def _color(name: str):
-    return _EXTRA.get(name, potential_color(name))
-
-
-def _style(name: str) -> str:
-    return "--" if name == "hypentropy" else "-"  # it often lies on negative entropy's curve
-
-
-def _label(name: str) -> str:
-    return "hyperbolic entropy (fitted β)" if name == "hypentropy" else potential_label(name)
 
 
 def plot_fig5_volume_fits(
@@ -50,19 +38,15 @@ def plot_fig5_volume_fits(
     ``w0``. Returns the axes."""
     models = list(dict.fromkeys(densities["w0_model"]))
     if axes is None:
-        axes = panel_grid(1, len(models), (3.6, 3.0), 1.8, sharey=True)[0]
+        axes = page_axes(1, len(models), sharey=True)[0]
     bins = np.linspace(samples["log10_volume"].min(), samples["log10_volume"].max(), 45)
+    data, hue = by_potential(densities)
     for ax, model in zip(axes, models, strict=True):
         ax.hist(samples["log10_volume"], bins=bins, density=True, color="0.85", label="samples")
-        sub = densities[densities["w0_model"] == model]
-        for name, curve in sub.groupby("potential", sort=False):
-            ax.plot(
-                curve["log10_w"], curve["density"], color=_color(name), lw=1.4, label=_label(name)
-            )
-        ax.set_title(_W0_TITLES.get(model, model), fontsize=10)
+        sns.lineplot(data[densities["w0_model"] == model], x="log10_w", y="density", ax=ax, **hue)
+        ax.set_title(_W0_TITLES.get(model, model))
         ax.set_xlabel(r"$\log_{10}$ spine volume ($\mu$m$^3$)")
-    axes[0].set_ylabel("density")
-    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    figure_legend(axes[0], ncol=3)
     return axes
 
 
@@ -71,19 +55,19 @@ def plot_profile_over_p(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     negative entropy at ``p = 1`` as a filled marker. The grey band is the drop of 1.92 (a 95%
     likelihood-ratio interval for one parameter)."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.0, 3.4), layout="constrained")
+        ax = page_axes(width=0.7 * PAGE_WIDTH)[0, 0]
     for i, (n, sub) in enumerate(table.groupby("n", sort=True)):
         sub = sub.sort_values("p")
         rel = sub["log_likelihood"] - sub["log_likelihood"].max()
         ne = sub["potential"] == "negative_entropy"
-        color = f"C{i}"
+        color = _SHADES[i % len(_SHADES)]
         ax.plot(sub["p"], rel, "o-", color=color, ms=3, label=f"n = {n}")
         ax.plot(sub.loc[ne, "p"], rel[ne], "s", color=color, ms=9 - 3 * i, mec="k")
     ax.axhspan(-1.92, 0, color="0.9", zorder=0)
     ax.set_yscale("symlog", linthresh=2)
     ax.set_xlabel(r"$p$ (square: negative entropy, at $p = 1$)")
     ax.set_ylabel(r"$\log L - \max \log L$")
-    ax.legend(fontsize=8)
+    figure_legend(ax, below=False)
     return ax
 
 
@@ -92,18 +76,17 @@ def plot_known_w0_power(summary: pd.DataFrame, axes: np.ndarray | None = None) -
     synapses, how often the truth is the best candidate (left) and the width in ``p`` of the
     set the bootstrap cannot rule out (right). Returns the axes."""
     if axes is None:
-        axes = panel_grid(1, 2, (3.6, 3.0), 1.0)[0]
-    for truth, sub in summary.groupby("truth", sort=False):
-        kw = {"color": _color(truth), "marker": "o", "label": _label(truth)}
-        axes[0].plot(sub["n"], sub["truth_best"], **kw)
-        axes[1].plot(sub["n"], sub["set_width"], **kw)
+        axes = page_axes(1, 2)[0]
+    data, hue = by_potential(summary, "truth")
+    for ax, column in zip(axes, ("truth_best", "set_width"), strict=True):
+        sns.lineplot(data, x="n", y=column, marker="o", ax=ax, **hue)
     axes[0].set_ylabel("fraction: truth ranked first")
     axes[0].set_ylim(-0.03, 1.03)
     axes[1].set_ylabel(r"width in $p$ of the set not ruled out")
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("number of synapses")
-    axes[1].legend(fontsize=8)
+    figure_legend(axes[0], below=False)
     return axes
 
 
@@ -115,9 +98,9 @@ def plot_connectome_scan(
     (negative entropy at ``p = 1``), filled where the bootstrap cannot tell it from the best,
     with the finite-sample ``floor``. Returns the axes."""
     if axes is None:
-        axes = panel_grid(1, 2, (3.6, 3.2), 0.0)[0]
+        axes = page_axes(1, 2)[0]
     grouped = pairs.groupby(["before", "after"]).size().rename("n").reset_index()
-    axes[0].scatter(grouped["before"], grouped["after"], s=6 * grouped["n"], color="C0", alpha=0.6)
+    axes[0].scatter(grouped["before"], grouped["after"], s=6 * grouped["n"], color="0.3", alpha=0.6)
     top = max(grouped["before"].max(), grouped["after"].max())
     axes[0].plot([0.8, top], [0.8, top], color="0.5", lw=0.8, ls="--")
     axes[0].set_xscale("log")
@@ -131,11 +114,11 @@ def plot_connectome_scan(
     kept = scan["indistinguishable"].fillna(False).astype(bool).to_numpy()[order]
     ax.plot(p, dcdf, color="0.4", lw=0.8)
     ax.plot(p[~kept], dcdf[~kept], "o", mfc="w", mec="0.3", ms=5, label="ruled out")
-    ax.plot(p[kept], dcdf[kept], "o", color="C3", ms=6, label="not ruled out")
-    ax.axhline(floor, color="0.5", ls="--", lw=0.8, label="floor (Gaussian)")
+    ax.plot(p[kept], dcdf[kept], "o", color="k", ms=6, label="not ruled out")
+    plot_floor(ax, None, floor, label="floor (Gaussian)")
     ax.set_xlabel(r"candidate $p$ (negative entropy at $p = 1$)")
     ax.set_ylabel(r"$\Delta$CDF of the dual change")
-    ax.legend(fontsize=8)
+    figure_legend(ax, below=False)
     return axes
 
 
@@ -144,7 +127,7 @@ def plot_calibration(table: pd.DataFrame, observed_p: float, ax: Axes | None = N
     candidate's ``p`` (mean and range over repetitions) against the true one, for each version
     of the simulated data; the dotted line marks the best ``p`` on the real counts."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.0, 3.4), layout="constrained")
+        ax = page_axes(width=0.7 * PAGE_WIDTH)[0, 0]
     truth_p = {
         t: (1.0 if t == "negative_entropy" else float(t.split("-")[0])) for t in table["truth"]
     }
@@ -153,25 +136,31 @@ def plot_calibration(table: pd.DataFrame, observed_p: float, ax: Axes | None = N
         "latent_kept": "continuous, pairs seen in both",
         "counts_kept": "counts, pairs seen in both",
     }
-    for i, (data, sub) in enumerate(table.groupby("data", sort=False)):
-        stats = sub.groupby("truth")["best_p"].agg(["mean", "min", "max"])
-        x = np.array([truth_p[t] for t in stats.index]) + (i - 1) * 0.04
-        ax.errorbar(
-            x,
-            stats["mean"],
-            yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
-            fmt="o",
-            color=f"C{i}",
-            ms=4,
-            capsize=2,
-            label=labels.get(data, data),
-        )
+    versions = list(dict.fromkeys(table["data"]))
+    nudge = {v: 0.04 * (i - (len(versions) - 1) / 2) for i, v in enumerate(versions)}
+    data = table.assign(
+        true_p=table["truth"].map(truth_p) + table["data"].map(nudge),
+        data=table["data"].map(lambda v: labels.get(v, v)),
+    )
+    sns.lineplot(
+        data,
+        x="true_p",
+        y="best_p",
+        hue="data",
+        palette=list(_SHADES[: len(versions)]),
+        estimator="mean",
+        errorbar=("pi", 100),
+        err_style="bars",
+        marker="o",
+        linestyle="",
+        ax=ax,
+    )
     lims = [0.9, max(truth_p.values()) + 0.1]
     ax.plot(lims, lims, color="0.6", lw=0.8)
     ax.axhline(observed_p, color="k", ls=":", lw=1, label="best on the real counts")
     ax.set_xlabel(r"true $p$ (negative entropy at 1)")
     ax.set_ylabel(r"best candidate's $p$")
-    ax.legend(fontsize=7)
+    figure_legend(ax, below=False)
     return ax
 
 
@@ -182,23 +171,16 @@ def plot_count_fits(
     potential (table of :func:`~mirrorlib.experiments.synapse_data.count_pmf_table`) for one
     law of ``w0``. Log axes."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.0, 3.4), layout="constrained")
+        ax = page_axes(width=0.7 * PAGE_WIDTH)[0, 0]
     freq = counts.value_counts(normalize=True).sort_index()
     ax.plot(freq.index, freq.to_numpy(), "o", color="0.3", ms=4, label="adult counts")
-    sub = pmf[pmf["w0_model"] == w0_model]
-    for name, curve in sub.groupby("potential", sort=False):
-        ax.plot(
-            curve["k"],
-            curve["probability"],
-            _style(name),
-            color=_color(name),
-            lw=1.3,
-            label=_label(name),
-        )
+    data, hue = by_potential(pmf[pmf["w0_model"] == w0_model])
+    dashes = {label: (3, 2) if "hyperbolic" in label else "" for label in hue["hue_order"]}
+    sns.lineplot(data, x="k", y="probability", style="potential", dashes=dashes, ax=ax, **hue)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_ylim(0.5 / counts.size, 1)
     ax.set_xlabel("synapses per connection")
     ax.set_ylabel("fraction of connections")
-    ax.legend(fontsize=7)
+    figure_legend(ax, below=False)
     return ax
