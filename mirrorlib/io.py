@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import csv
 import stat
-import zipfile
-import zlib
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -112,7 +111,9 @@ def _flatten_state(obj: Mapping, prefix: str = "") -> dict[str, torch.Tensor]:
 
 def _load_torch(path: Path) -> np.ndarray | dict[str, torch.Tensor]:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. about the pickle protocol: the error says enough
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or unsafe files
         raise InputError(f"{path}: cannot read as a PyTorch file ({_one_line(err)})") from None
     if isinstance(obj, torch.Tensor):
@@ -164,19 +165,23 @@ def load_weights(path: str | Path) -> np.ndarray | dict[str, np.ndarray | torch.
 
 
 def _load_numpy(path: Path, suffix: str) -> np.ndarray | dict[str, np.ndarray]:
-    unreadable = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
     try:
         data = np.load(path, allow_pickle=False)
-    except unreadable as err:
+    except Exception as err:  # damaged headers or archives raise many types
         raise InputError(f"{path}: cannot read as {suffix} ({_one_line(err)})") from None
     if suffix == ".npy":
+        if not isinstance(data, np.ndarray):
+            data.close()
+            raise InputError(f"{path}: holds an .npz archive, not one .npy array")
         return _numeric(data, path)
+    if isinstance(data, np.ndarray):
+        raise InputError(f"{path}: holds one .npy array, not an .npz archive")
     arrays = {}
     with data:
         for key in data.files:
             try:
                 member = data[key]
-            except unreadable as err:
+            except Exception as err:  # a bad CRC, damaged compressed data, an object array
                 raise InputError(f"{path}: cannot read array {key!r} ({_one_line(err)})") from None
             arrays[key] = _numeric(member, path, f"array {key!r}")
     if not arrays:
