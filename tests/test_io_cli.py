@@ -1,7 +1,9 @@
 """Reading weight files and the ``python -m mirrorlib recover`` command line."""
 
+import io
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -57,6 +59,39 @@ def test_load_bad_files(tmp_path, name, content, message):
     path.write_bytes(content)
     with pytest.raises(InputError, match=message):
         load_weights(path)
+
+
+def npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("w.npz", npy_bytes(np.ones(3)), "holds one .npy array, not an .npz archive"),
+        ("w.npy", npz_bytes(w=np.ones(3)), "holds an .npz archive, not one .npy array"),
+        ("w.npy", npy_bytes(np.ones(3)).replace(b"(3,)", b"(3,("), "cannot read as .npy"),
+        ("w.pt", pickle.dumps({"w": 1.0}, protocol=4), "cannot read as a PyTorch file"),
+    ],
+    ids=["npy-named-npz", "npz-named-npy", "damaged-npy-header", "plain-pickle-pt"],
+)
+def test_load_mislabelled_or_damaged_files_one_error_no_warning(tmp_path, name, content, message):
+    """Found by the property tests: each gave a traceback or an extra warning line."""
+    (tmp_path / name).write_bytes(content)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=ResourceWarning)  # hidden by default
+        with pytest.raises(InputError, match=re.escape(message)):
+            load_weights(tmp_path / name)
+    assert not caught, caught[0].message
 
 
 def test_load_missing_file(tmp_path):
