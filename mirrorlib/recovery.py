@@ -52,7 +52,7 @@ def as_float64_array(x, name: str) -> np.ndarray:
         if x.layout != torch.strided:
             raise InputError(f"{name} is sparse ({x.layout}): save a dense tensor")
         if x.is_complex() or x.dtype == torch.bool or x.is_quantized:
-            raise InputError(f"{name} is not real-valued numbers (dtype {x.dtype})")
+            raise InputError(f"{name} has dtype {x.dtype}: weights must be real numbers")
         x = x.detach().cpu()
         x = (x.double() if x.is_floating_point() else x).numpy()
     arr = np.asarray(x)
