@@ -69,6 +69,18 @@ def test_torch_backend_formula_matches_numpy():
     )
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e-300, 1e300])
+@pytest.mark.parametrize("centered", [False, True])
+def test_torch_path_used_for_cuda_tensors_matches_numpy_on_cpu(scale, centered):
+    """The sort-then-standardise path CUDA tensors take, run here on CPU tensors."""
+    from mirrorlib.stats import _exact_torch, _standardise
+
+    x = torch.from_numpy(np.random.default_rng(6).standard_t(4, size=3000) * scale)
+    got = _exact_torch(_standardise(torch.sort(x.float() if scale == 1.0 else x).values, centered))
+    expected = delta_cdf(x.float().numpy() if scale == 1.0 else x.numpy(), centered)
+    assert got == pytest.approx(expected, rel=1e-10)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_tensor_stays_on_gpu():
     x = torch.randn(10_000, device="cuda", dtype=torch.float64)
