@@ -45,23 +45,31 @@ def is_numeric(dtype: np.dtype) -> bool:
     return np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)
 
 
-def _to_numpy(x, name: str) -> np.ndarray:
+def as_float64_array(x, name: str) -> np.ndarray:
+    """``x`` (array, tensor of any real dtype, bfloat16 and float16 included, or sequence) as a
+    writable float64 numpy array; anything else raises :class:`InputError` naming ``name``."""
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+        if x.layout != torch.strided:
+            raise InputError(f"{name} is sparse ({x.layout}): save a dense tensor")
+        if x.is_complex() or x.dtype == torch.bool or x.is_quantized:
+            raise InputError(f"{name} has dtype {x.dtype}: weights must be real numbers")
+        x = x.detach().cpu()
+        x = (x.double() if x.is_floating_point() else x).numpy()
     arr = np.asarray(x)
     if not is_numeric(arr.dtype):
         raise InputError(f"{name} is not numeric (dtype {arr.dtype})")
-    return arr.astype(np.float64, copy=False)
+    return np.require(arr, np.float64, ["W"])
 
 
 def _select(named: Mapping, exclude: Sequence[str], min_ndim: int | None, which: str) -> dict:
+    patterns = [re.compile(p) for p in exclude]
     arrays = {}
     for key, value in named.items():
+        if any(p.search(str(key)) for p in patterns):
+            continue
         if isinstance(value, torch.Tensor) and not value.is_floating_point():
             continue  # e.g. batch-norm's num_batches_tracked
-        arrays[str(key)] = _to_numpy(value, f"{which}[{key!r}]")
-    patterns = [re.compile(p) for p in exclude]
-    arrays = {k: v for k, v in arrays.items() if not any(p.search(k) for p in patterns)}
+        arrays[str(key)] = as_float64_array(value, f"{which}[{key!r}]")
     if min_ndim is None:
         min_ndim = 2 if any(v.ndim >= 2 for v in arrays.values()) else 0
     return {k: v for k, v in arrays.items() if v.ndim >= min_ndim}
@@ -111,10 +119,11 @@ def flatten_weights(
         flat_before = np.concatenate([before[k].reshape(-1) for k in names])
         flat_after = np.concatenate([after[k].reshape(-1) for k in names])
     else:
-        flat_before = _to_numpy(w_before, "before").reshape(-1)
-        flat_after = _to_numpy(w_after, "after").reshape(-1)
+        array_before = as_float64_array(w_before, "before")
+        array_after = as_float64_array(w_after, "after")
+        flat_before, flat_after = array_before.reshape(-1), array_after.reshape(-1)
         names = []
-        b_shape, a_shape = np.shape(w_before), np.shape(w_after)
+        b_shape, a_shape = array_before.shape, array_after.shape
         if b_shape != a_shape:
             raise InputError(f"weights before have shape {b_shape} but after have {a_shape}")
     for label, arr in (("before", flat_before), ("after", flat_after)):
@@ -159,9 +168,9 @@ def dual_change(w_before, w_after, potential_: str | Potential = "2-norm"):
                 f"weights before have shape {tuple(w_before.shape)} but after have "
                 f"{tuple(w_after.shape)}"
             )
-        check_b, check_a = _to_numpy(w_before, "before"), _to_numpy(w_after, "after")
+        check_b, check_a = as_float64_array(w_before, "before"), as_float64_array(w_after, "after")
     else:
-        w_before, w_after = _to_numpy(w_before, "before"), _to_numpy(w_after, "after")
+        w_before, w_after = as_float64_array(w_before, "before"), as_float64_array(w_after, "after")
         if w_before.shape != w_after.shape:
             raise InputError(
                 f"weights before have shape {w_before.shape} but after have {w_after.shape}"
@@ -181,9 +190,17 @@ def simulate_after(w0, potential_: str | Potential, change: float, seed: int = 0
     This is the model the theory predicts for learning in the small-change regime.
     """
     pot = potential(potential_)
-    w0 = _to_numpy(w0, "w0")
+    w0 = as_float64_array(w0, "w0")
     xi = np.random.default_rng(seed).standard_normal(w0.shape)
     return pot.from_dual(pot.to_dual(w0) + change * xi, np.sign(w0))
+
+
+def _norm_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    """``||a|| / ||b||`` (``inf`` when ``b = 0``), computed on ``a / s`` and ``b / s`` with ``s``
+    the largest magnitude in either, so the squares neither overflow nor underflow."""
+    s = max(float(np.abs(a).max()), float(np.abs(b).max()))
+    norm_b = float(np.linalg.norm(b / s))
+    return float(np.linalg.norm(a / s)) / norm_b if norm_b > 0 else math.inf
 
 
 def _candidate_list(candidates: Iterable[str | Potential] | None) -> list[Potential]:
@@ -213,20 +230,31 @@ def _bootstrap(
     replacement; replicates are re-centred on the observed value and their deviations scaled by
     ``sqrt(m / n)`` (an m-out-of-n bootstrap when ``m < n``; the plain paired bootstrap
     otherwise).
+
+    A resample in which some candidate's dual change has no spread (when few weights changed,
+    one that drew none of them) has no Delta-CDF for that candidate. Such a resample is left out
+    for every candidate, so every comparison and every count of wins is over the same
+    resamples, each scoring every candidate. Returns the replicates over the resamples kept
+    (all of the same length, possibly 0).
     """
     n = next(iter(diffs.values())).size
     m = min(n, max_size)
     rng = np.random.default_rng(seed)
     reps = {k: np.empty(n_boot) for k in diffs}
+    kept = np.ones(n_boot, dtype=bool)
     for b in range(n_boot):
         idx = rng.integers(0, n, m)
         for k, d in diffs.items():
-            sample = d[idx]
+            sample = np.sort(d[idx])
+            if not sample[-1] > sample[0]:
+                kept[b] = False
+                break
             # The diffs were validated once in scan_geometry: skip delta_cdf's input checks.
-            finite_spread = np.ptp(sample) > 0
-            reps[k][b] = _exact_numpy(_standardise(sample, centered)) if finite_spread else np.inf
+            reps[k][b] = _exact_numpy(_standardise(sample, centered))
     scale = math.sqrt(m / n)
-    return {k: observed[k] + scale * (r - r[np.isfinite(r)].mean()) for k, r in reps.items()}
+    if not kept.any():
+        return {k: np.empty(0) for k in reps}
+    return {k: observed[k] + scale * (r[kept] - r[kept].mean()) for k, r in reps.items()}
 
 
 def scan_geometry(
@@ -248,7 +276,7 @@ def scan_geometry(
 
     - ``potential``, ``p`` (NaN unless a p-norm), ``delta_cdf`` (exact, of the dual change),
       ``relative_change`` = ``||grad_phi(w) - grad_phi(w0)|| / ||grad_phi(w0)||``;
-    - ``p_best``: fraction of bootstrap replicates in which the candidate is best;
+    - ``p_best``: fraction of the bootstrap replicates in which the candidate is best;
     - ``indistinguishable``: True for the best and for every candidate whose Delta-CDF excess
       over the best is not significantly positive: its paired bootstrap ``(1 - confidence)``
       quantile is <= 0. These are the candidates the data cannot rule out against the best;
@@ -260,14 +288,24 @@ def scan_geometry(
     from the mean input, e.g. non-negative pixels), and removing the sample mean removes its
     sampling noise from the statistic. ``centered=False`` gives the paper's uncentred statistic.
 
+    A bootstrap resample that leaves some candidate's dual change without spread (when few
+    weights changed, a resample that drew none of them) cannot score that candidate; it is left
+    out for all candidates, so both columns above come from the same resamples, and the verdict
+    says how many were left out. A candidate that beats the best in at least ``1 - confidence``
+    of those resamples is never called worse.
+
     ``df.attrs`` holds ``n_weights``, ``floor`` (the finite-sample floor for that many weights),
-    ``best`` and a one-line ``verdict``. Inputs as in :func:`flatten_weights`. ``n_boot=0`` skips
-    the bootstrap (``p_best`` and ``indistinguishable`` are then NaN/None).
+    ``best``, ``n_boot_kept`` (the resamples scored) and a one-line ``verdict``. Inputs as in
+    :func:`flatten_weights`; ``seed`` is an integer >= 0. ``n_boot=0`` skips the bootstrap, and
+    when no resample is kept there is none: ``p_best`` and ``indistinguishable`` are then
+    NaN/None.
     """
     if not 0 < confidence < 1:
         raise InputError(f"confidence must be in (0, 1), got {confidence}")
     if n_boot < 0:
         raise InputError(f"n_boot must be >= 0, got {n_boot}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"the seed must be an integer >= 0, got {seed!r}")
     pots = _candidate_list(candidates)
     before, after, _ = flatten_weights(w_before, w_after, exclude=exclude, min_ndim=min_ndim)
     rows, diffs, observed = [], {}, {}
@@ -287,32 +325,41 @@ def scan_geometry(
             continue
         dual0 = pot.to_dual(before)
         diff = pot.to_dual(after) - dual0
-        if not np.all(np.isfinite(diff)) or np.ptp(diff) <= 1e-12 * np.abs(diff).max():
-            note = "excluded: the dual change has zero variance or overflows"
+        note = ""
+        if not np.all(np.isfinite(dual0) & np.isfinite(diff)):
+            note = "excluded: the dual values overflow float64 (weights too large for it)"
+        elif not np.any(diff):
+            note = "excluded: the dual change underflows to 0 (weights too small for it)"
+        elif np.ptp(diff) <= 1e-12 * np.abs(diff).max():
+            note = "excluded: the dual change is the same for every weight (no spread to test)"
+        if note:
             row.update(excluded=True, note=note)
             rows.append(row)
             continue
-        norm0 = float(np.linalg.norm(dual0))
         row["delta_cdf"] = delta_cdf(diff, centered)
-        row["relative_change"] = float(np.linalg.norm(diff)) / norm0 if norm0 > 0 else math.inf
+        row["relative_change"] = _norm_ratio(diff, dual0)
         diffs[i], observed[i] = diff, row["delta_cdf"]
         rows.append(row)
     if not diffs:
-        raise InputError("every candidate potential was excluded: " + rows[0]["note"])
+        reasons = dict.fromkeys(row["note"].removeprefix("excluded: ") for row in rows)
+        raise InputError("every candidate potential was excluded: " + "; ".join(reasons))
     best = min(observed, key=observed.get)
     for row in rows:
         row["p_best"], row["indistinguishable"] = math.nan, None
+    n_kept = 0
     if n_boot:
         reps = _bootstrap(diffs, observed, n_boot, max_boot_size, seed, centered)
         keys = list(reps)
         stacked = np.stack([reps[k] for k in keys])
-        winners = np.bincount(np.argmin(stacked, axis=0), minlength=len(keys)) / n_boot
-        for j, k in enumerate(keys):
-            excess = reps[k] - reps[best]
-            rows[k]["p_best"] = float(winners[j])
-            rows[k]["indistinguishable"] = bool(
-                k == best or np.quantile(excess, 1 - confidence) <= 0
-            )
+        n_kept = stacked.shape[1]
+        if n_kept:
+            winners = np.bincount(np.argmin(stacked, axis=0), minlength=len(keys)) / n_kept
+            for j, k in enumerate(keys):
+                excess = reps[k] - reps[best]
+                rows[k]["p_best"] = float(winners[j])
+                rows[k]["indistinguishable"] = bool(
+                    k == best or np.quantile(excess, 1 - confidence) <= 0
+                )
     for row in rows:
         if not row["excluded"] and not row["note"]:
             if row["indistinguishable"] is False:
@@ -328,9 +375,19 @@ def scan_geometry(
         f"best: {rows[best]['potential']} (Delta-CDF {observed[best]:.4f}, floor for "
         f"{before.size} weights {floor:.4f})"
     )
-    if n_boot:
+    if n_boot and n_kept:
         others = [p for p in plausible if p != rows[best]["potential"]]
         verdict += f"; cannot be told apart at {confidence:.0%}: " + (", ".join(others) or "none")
-    df.attrs.update(n_weights=int(before.size), floor=floor, best=rows[best]["potential"])
+    if n_kept < n_boot:
+        verdict += (
+            f"; {n_boot - n_kept} of {n_boot} bootstrap resamples drew too few changed weights "
+            "to score every candidate and were left out"
+        )
+    df.attrs.update(
+        n_weights=int(before.size),
+        floor=floor,
+        best=rows[best]["potential"],
+        n_boot_kept=n_kept,
+    )
     df.attrs["verdict"] = verdict
     return df

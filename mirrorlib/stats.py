@@ -33,19 +33,27 @@ _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
 def _prepare(x, name: str = "x") -> np.ndarray | torch.Tensor:
-    """Flatten to float64 (float32/64 kept on CUDA) and reject non-finite or tiny inputs."""
+    """Flatten, keeping float32 and float64 as they are (a CUDA tensor stays on its GPU) and
+    bringing every other real dtype (float16, bfloat16, integers) to float64; reject non-real,
+    non-finite or too few values."""
     if isinstance(x, torch.Tensor):
-        flat = x.detach().reshape(-1)
-        if flat.is_cuda:
-            flat = flat if flat.is_floating_point() else flat.double()
-        else:
+        flat = x.detach()
+        if flat.layout != torch.strided:
+            raise TypeError(f"{name} must be a dense tensor, got layout {flat.layout}")
+        if flat.is_complex() or flat.dtype == torch.bool:
+            raise TypeError(f"{name} must be real-valued, got dtype {flat.dtype}")
+        flat = flat.reshape(-1)
+        if flat.dtype not in (torch.float32, torch.float64):
+            flat = flat.double()
+        if not flat.is_cuda:
             flat = flat.cpu().numpy()
     else:
         flat = np.asarray(x).reshape(-1)
     if isinstance(flat, np.ndarray):
         if not (np.issubdtype(flat.dtype, np.floating) or np.issubdtype(flat.dtype, np.integer)):
             raise TypeError(f"{name} must be numeric, got dtype {flat.dtype}")
-        flat = flat.astype(np.float64, copy=False)
+        if flat.dtype not in (np.float32, np.float64):
+            flat = flat.astype(np.float64)
         n_bad = int(flat.size - np.count_nonzero(np.isfinite(flat)))
     else:
         n_bad = int((~torch.isfinite(flat)).sum())
@@ -56,21 +64,41 @@ def _prepare(x, name: str = "x") -> np.ndarray | torch.Tensor:
     return flat
 
 
-def _standardise(flat, centered: bool):
-    if isinstance(flat, np.ndarray):
-        std = float(np.std(flat, ddof=1))
-        mean = float(np.mean(flat)) if centered else 0.0
-    else:
-        std_t, mean_t = torch.std_mean(flat)
-        std, mean = float(std_t), float(mean_t) if centered else 0.0
+def _standardise(values, centered: bool):
+    """``z = (values - mean) / std`` in float64 along the last axis (``mean = 0`` unless
+    ``centered``; unbiased std), for values sorted or not (their order is kept).
+
+    The values are first divided by their largest magnitude, so squaring inside the std can
+    neither overflow nor underflow: the result is the same for data scaled by any factor that
+    keeps them finite (1e-300 or 1e300 alike).
+    """
+    if isinstance(values, np.ndarray):
+        scale = np.maximum(values.max(axis=-1, keepdims=True), -values.min(axis=-1, keepdims=True))
+        if not np.all(scale > 0):
+            raise ValueError("the values have zero variance: Delta-CDF is undefined")
+        z = np.divide(values, scale, dtype=np.float64)
+        std = np.std(z, axis=-1, ddof=1, keepdims=True)
+        if not np.all(std > 0):
+            raise ValueError("the values have zero variance: Delta-CDF is undefined")
+        if centered:
+            z -= np.mean(z, axis=-1, keepdims=True)
+        z /= std
+        return z
+    z = values.double()
+    scale = z.abs().max()
+    if not scale > 0:
+        raise ValueError("the values have zero variance: Delta-CDF is undefined")
+    z = z / scale
+    std, mean = torch.std_mean(z)
     if not std > 0:
         raise ValueError("the values have zero variance: Delta-CDF is undefined")
-    return (flat - mean) / std
+    return ((z - mean) if centered else z) / std
 
 
-def _exact_numpy(z: np.ndarray) -> float:
-    z.sort()  # z is a fresh array from _standardise
-    n = z.shape[0]
+def _exact_numpy(z: np.ndarray) -> np.ndarray | float:
+    """Delta-CDF of standardised values sorted along the last axis (several rows at once when
+    ``z`` is 2-D)."""
+    n = z.shape[-1]
     cdf = special.ndtr(z)
     g = np.multiply(z, z)  # becomes G(z_k) = z Phi(z) + phi(z), built in place
     g *= -0.5
@@ -84,20 +112,22 @@ def _exact_numpy(z: np.ndarray) -> float:
     total *= c
     total -= np.diff(g)
     np.abs(total, out=total)
-    cross = np.flatnonzero((cdf[:-1] < c) & (cdf[1:] > c))
-    if cross.size:
-        cc, aa, bb = c[cross], z[cross], z[cross + 1]
+    cross = np.nonzero((cdf[..., :-1] < c) & (cdf[..., 1:] > c))
+    if cross[-1].size:
+        after = (*cross[:-1], cross[-1] + 1)
+        cc, aa, bb = c[cross[-1]], z[cross], z[after]
         q = special.ndtri(cc)
         gq = q * cc + np.exp(-0.5 * q * q) / _SQRT_2PI
         h_a = cc * aa - g[cross]
-        h_b = cc * bb - g[cross + 1]
+        h_b = cc * bb - g[after]
         h_q = cc * q - gq
         total[cross] = (h_q - h_a) - (h_b - h_q)
-    return float(total.sum() + g[0] + (g[-1] - z[-1]))
+    result = total.sum(axis=-1) + g[..., 0] + (g[..., -1] - z[..., -1])
+    return float(result) if z.ndim == 1 else result
 
 
 def _exact_torch(z: torch.Tensor) -> float:
-    z = torch.sort(z.double()).values
+    """:func:`_exact_numpy` for a sorted 1-D tensor on its device."""
     n = z.shape[0]
     cdf = torch.special.ndtr(z)
     g = z * cdf + torch.exp(-0.5 * z * z) / _SQRT_2PI
@@ -117,13 +147,16 @@ def delta_cdf(x, centered: bool = False) -> float:
 
     ``x``: numpy array or torch tensor of any shape (flattened). ``centered=True`` uses
     ``(x - mean) / std``. Exact (closed form between sorted samples, no grid, no truncation);
-    O(n log n) time and O(n) memory; a CUDA tensor is processed on its GPU.
+    O(n log n) time and O(n) memory; a CUDA tensor is processed on its GPU. The values are
+    sorted in their own dtype (float32 stays float32: standardising keeps the order) and
+    everything after the sort is float64; float16, bfloat16 and integers are read as float64.
+    Invariant to scaling ``x`` by any factor that keeps it finite.
     Raises ``ValueError`` for non-finite values, fewer than 2 values or zero variance.
     """
-    z = _standardise(_prepare(x), centered)
-    if isinstance(z, np.ndarray):
-        return _exact_numpy(z)
-    return _exact_torch(z)
+    flat = _prepare(x)
+    if isinstance(flat, np.ndarray):
+        return _exact_numpy(_standardise(np.sort(flat), centered))
+    return _exact_torch(_standardise(torch.sort(flat).values, centered))
 
 
 def delta_cdf_grid(x, centered: bool = False, n_points: int = 1000, lim: float = 5.0) -> float:
@@ -139,28 +172,45 @@ def delta_cdf_grid(x, centered: bool = False, n_points: int = 1000, lim: float =
 
 _FLOOR_MAX_N = 200_000
 _FLOOR_VALUES = 4_000_000  # Gaussian values simulated per floor estimate
+_FLOOR_CHUNK = 1_000_000  # values simulated and scored at once
 
 
 @functools.lru_cache(maxsize=256)
 def _simulated_floor(n: int, centered: bool, seed: int) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
     draws = max(20, _FLOOR_VALUES // n)
-    values = np.array([delta_cdf(rng.standard_normal(n), centered) for _ in range(draws)])
+    rows = max(1, _FLOOR_CHUNK // n)
+    scores = []
+    for start in range(0, draws, rows):
+        sample = np.sort(rng.standard_normal((min(rows, draws - start), n)), axis=-1)
+        scores.append(_exact_numpy(_standardise(sample, centered)))
+    values = np.concatenate(scores)
     return float(values.mean()), float(values.std(ddof=1))
 
 
 def delta_cdf_floor(n: int, centered: bool = False, seed: int = 0, spread: bool = False):
     """Finite-sample floor: the expected Delta-CDF of ``n`` exact Gaussian samples.
 
-    Estimated by simulation (about 4e6 simulated values in all, at least 20 draws; cached per
-    process). Above ``n = 2e5`` the value at 2e5 is scaled by ``sqrt(2e5 / n)``: the floor falls
-    like ``1/sqrt(n)`` with a constant that drifts down slowly, so this slightly overestimates
-    it. ``spread=True`` returns ``(mean, std)`` over the simulated draws.
+    Estimated by simulation (about 4e6 simulated values in all, at least 20 draws, scored many
+    draws at a time; cached per process). Above ``n = 2e5`` the value at 2e5 is scaled by
+    ``sqrt(2e5 / n)``: the floor falls like ``1/sqrt(n)`` with a constant that drifts down
+    slowly, so this slightly overestimates it. ``spread=True`` returns ``(mean, std)`` over the
+    simulated draws.
+
+    Uncentred, ``z = x / std(x)`` is unbounded when the sample std is near 0, whose density
+    there is positive for ``n = 2`` (``P(std < e) ~ e``) and ``~ e^2`` for ``n = 3``: the
+    expected Delta-CDF is infinite for ``n = 2`` (returned as ``inf``, spread ``inf``) and its
+    spread is infinite for ``n = 3`` (the mean is simulated, the spread returned as ``inf``).
+    Centred, every ``n >= 2`` is finite (``n = 2`` always gives ``z = +-1/sqrt(2)``).
     """
     if int(n) != n or n < MIN_SAMPLES:
         raise ValueError(f"n must be an integer >= {MIN_SAMPLES}, got {n!r}")
     n = int(n)
+    if not centered and n == 2:
+        return (math.inf, math.inf) if spread else math.inf
     m = min(n, _FLOOR_MAX_N)
     mean, std = _simulated_floor(m, bool(centered), int(seed))
+    if not centered and n == 3:
+        std = math.inf
     scale = math.sqrt(m / n)
     return (mean * scale, std * scale) if spread else mean * scale

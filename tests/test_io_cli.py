@@ -1,8 +1,13 @@
 """Reading weight files and the ``python -m mirrorlib recover`` command line."""
 
+import io
 import json
+import os
+import pickle
+import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -54,6 +59,39 @@ def test_load_bad_files(tmp_path, name, content, message):
     path.write_bytes(content)
     with pytest.raises(InputError, match=message):
         load_weights(path)
+
+
+def npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("w.npz", npy_bytes(np.ones(3)), "holds one .npy array, not an .npz archive"),
+        ("w.npy", npz_bytes(w=np.ones(3)), "holds an .npz archive, not one .npy array"),
+        ("w.npy", npy_bytes(np.ones(3)).replace(b"(3,)", b"(3,("), "cannot read as .npy"),
+        ("w.pt", pickle.dumps({"w": 1.0}, protocol=4), "cannot read as a PyTorch file"),
+    ],
+    ids=["npy-named-npz", "npz-named-npy", "damaged-npy-header", "plain-pickle-pt"],
+)
+def test_load_mislabelled_or_damaged_files_one_error_no_warning(tmp_path, name, content, message):
+    """Found by the property tests: each gave a traceback or an extra warning line."""
+    (tmp_path / name).write_bytes(content)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=ResourceWarning)  # hidden by default
+        with pytest.raises(InputError, match=re.escape(message)):
+            load_weights(tmp_path / name)
+    assert not caught, caught[0].message
 
 
 def test_load_missing_file(tmp_path):
@@ -159,3 +197,153 @@ def test_recover_bad_input_exit_2_one_line(tmp_path, pair, after, extra, message
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def run_recover(capsys, before, after, *extra):
+    """``recover`` in this process: (exit code, stdout, stderr lines)."""
+    code = main(["recover", str(before), str(after), *extra])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.strip().splitlines()
+
+
+def test_csv_first_value_nan_is_data_rejected_as_nan(tmp_path, pair, capsys):
+    """A first value of nan used to be taken for a header and dropped silently."""
+    (tmp_path / "a.csv").write_text("nan\n1\n2\n")
+    loaded = load_weights(tmp_path / "a.csv")
+    assert loaded.shape == (3,) and np.isnan(loaded[0])
+    w0, w1 = pair
+    (tmp_path / "b.csv").write_text("\n".join(map(repr, w0.tolist())) + "\n")
+    (tmp_path / "c.csv").write_text("nan\n" + "\n".join(map(repr, w1[1:].tolist())) + "\n")
+    code, out, err = run_recover(capsys, tmp_path / "b.csv", tmp_path / "c.csv", "--n-boot", "0")
+    assert code == 2 and out == "" and len(err) == 1 and "non-finite" in err[0]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("1,\n2,\n3,\n", "line 1 ends with a comma"),
+        ("x,y\n1,2\n3\n4,5\n", "line 3 has 1 value(s) but the first line has 2"),
+        ("x,y\n1,2\n3,\n4,5\n", "line 3 ends with a comma"),
+        ("x,y,z\n1,,2\n", "line 2 has an empty value in column 2"),
+        ("1\n2,3\n", "Expected 1 fields in line 2, saw 2"),
+        ("w,w\n1,2\n", "names column 'w' twice"),
+        ("w\n", "only a header"),
+    ],
+)
+def test_csv_shape_problems_name_their_cause(tmp_path, content, message):
+    (tmp_path / "w.csv").write_text(content)
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_weights(tmp_path / "w.csv")
+
+
+def test_csv_load_and_recover_without_warnings(tmp_path, capsys):
+    """pandas gives read-only arrays; torch warned on every CSV load. An all-zero "before" is a
+    valid input (the relative change is infinite); negative entropy alone names the zeros."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "b.csv").write_text("w\n" + "0\n" * 500)
+    (tmp_path / "a.csv").write_text(
+        "w\n" + "\n".join(map(repr, rng.normal(0, 0.1, 500).tolist())) + "\n"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, out, _ = run_recover(capsys, tmp_path / "b.csv", tmp_path / "a.csv", "--n-boot", "5")
+    assert code == 0 and "best: 2-norm" in out, _
+    code, _, err = run_recover(capsys, tmp_path / "b.csv", tmp_path / "a.csv", "--candidates", "ne")
+    assert code == 2 and err == [
+        "error: every candidate potential was excluded: 500 weight(s) are exactly zero "
+        "(negative entropy keeps signs, 0 stays 0)"
+    ]
+
+
+def write_bad_crc_npz(path, array):
+    np.savez(path, w=array)
+    data = bytearray(path.read_bytes())
+    start = data.index(array.tobytes()[:16])
+    data[start] ^= 0xFF  # flip one data byte: the zip's CRC no longer matches
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "name, write_before, write_after, message",
+    [
+        (
+            "w.pt",
+            lambda p, w: torch.save(torch.from_numpy(w), p),
+            lambda p, w: torch.save(torch.from_numpy(w).to_sparse(), p),
+            "sparse",
+        ),
+        (
+            "w.pt",
+            lambda p, w: torch.save({"w": torch.from_numpy(w)}, p),
+            lambda p, w: torch.save({"w": torch.from_numpy(w).to_sparse()}, p),
+            "sparse",
+        ),
+        ("w.npz", lambda p, w: np.savez(p, w=w), write_bad_crc_npz, "cannot read array 'w'"),
+        (
+            "w.npz",
+            lambda p, w: np.savez(p, w=w),
+            lambda p, w: np.savez(p, w=np.array([{"a": 1}], dtype=object)),
+            "cannot read array 'w'",
+        ),
+    ],
+    ids=["sparse-tensor", "sparse-state-dict", "bad-crc-npz", "object-npz"],
+)
+def test_recover_damaged_files_exit_2_in_one_line(
+    tmp_path, pair, capsys, name, write_before, write_after, message
+):
+    w0, w1 = pair
+    write_before(tmp_path / f"before_{name}", w0)
+    write_after(tmp_path / f"after_{name}", w1)
+    code, out, err = run_recover(capsys, tmp_path / f"before_{name}", tmp_path / f"after_{name}")
+    assert code == 2 and out == "" and len(err) == 1 and message in err[0], err
+
+
+def test_recover_weights_scaled_by_1e_300(tmp_path, pair, capsys):
+    w0, w1 = pair
+    np.save(tmp_path / "b.npy", w0 * 1e-300)
+    np.save(tmp_path / "a.npy", w1 * 1e-300)
+    code, out, _ = run_recover(capsys, tmp_path / "b.npy", tmp_path / "a.npy", "--n-boot", "5")
+    assert code == 0 and "best: negative_entropy" in out
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_recover_half_precision_checkpoints(tmp_path, pair, capsys, dtype):
+    w0, w1 = pair
+    for name, w in (("b", w0), ("a", w1)):
+        torch.save(torch.from_numpy(w).to(dtype), tmp_path / f"{name}.pt")
+        torch.save(
+            {"layer.weight": torch.from_numpy(w).to(dtype).reshape(40, 50)},
+            tmp_path / f"{name}_sd.pt",
+        )
+    code, out, _ = run_recover(capsys, tmp_path / "b.pt", tmp_path / "a.pt", "--n-boot", "5")
+    assert code == 0 and "best:" in out
+    code, out, _ = run_recover(capsys, tmp_path / "b_sd.pt", tmp_path / "a_sd.pt", "--n-boot", "5")
+    assert code == 0 and "best:" in out
+
+
+def test_recover_bad_seed_and_long_name(tmp_path, pair, capsys):
+    w0, w1 = pair
+    np.save(tmp_path / "b.npy", w0)
+    np.save(tmp_path / "a.npy", w1)
+    code, _, err = run_recover(capsys, tmp_path / "b.npy", tmp_path / "a.npy", "--seed", "-1")
+    assert code == 2 and len(err) == 1 and "seed must be an integer >= 0" in err[0]
+    long_name = tmp_path / ("x" * 300 + ".npy")
+    code, _, err = run_recover(capsys, long_name, tmp_path / "a.npy")
+    assert code == 2 and len(err) == 1 and "cannot open (File name too long)" in err[0]
+
+
+def test_recover_refuses_a_fifo_without_blocking(tmp_path, pair):
+    """Reading a FIFO blocks until a writer comes: it is refused before it is opened."""
+    w0, _ = pair
+    np.save(tmp_path / "b.npy", w0)
+    fifo = tmp_path / "a.npy"
+    os.mkfifo(fifo)
+    result = subprocess.run(
+        [sys.executable, "-m", "mirrorlib", "recover", str(tmp_path / "b.npy"), str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2 and "not a regular file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

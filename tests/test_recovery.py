@@ -1,5 +1,7 @@
 """Geometry recovery: dual changes, the scan's self-check, confidence and bad input."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,3 +149,81 @@ def test_state_dicts_with_exclusion_and_ndim_filter():
 def test_bad_input(before, after, kwargs, message):
     with pytest.raises(InputError, match=message):
         scan_geometry(before, after, n_boot=0 if "n_boot" not in kwargs else None, **kwargs)
+
+
+def test_bootstrap_with_resamples_that_draw_no_changed_weight():
+    """5 of 1000 weights change: a resample can hold none of them. It used to score inf for
+    every candidate, inf - inf gave NaN and every candidate but the best was called worse, even
+    the 1.9-norm that wins 40% of the resamples. Such resamples are now left out for all."""
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(0, 0.1, 1000)
+    w1 = w0.copy()
+    w1[:5] += 0.01
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        df = scan_geometry(w0, w1, ["2-norm", "2.1-norm", "1.9-norm"], n_boot=200, seed=0)
+    assert 0 < df.attrs["n_boot_kept"] < 200 and "left out" in df.attrs["verdict"]
+    assert df["p_best"].sum() == pytest.approx(1.0)
+    assert df["indistinguishable"].map(lambda v: isinstance(v, bool)).all()
+    contenders = df[df["p_best"] >= 0.05]
+    assert len(contenders) == 2 and contenders["indistinguishable"].all()
+
+
+def test_bootstrap_that_keeps_no_resample_claims_nothing():
+    rng = np.random.default_rng(1)
+    w0 = rng.normal(0, 0.1, 1000)
+    w1 = w0.copy()
+    w1[0] += 0.01
+    df = scan_geometry(w0, w1, ["2-norm", "1.5-norm"], n_boot=5, max_boot_size=2, seed=0)
+    assert df.attrs["n_boot_kept"] == 0 and "5 of 5" in df.attrs["verdict"]
+    assert df["p_best"].isna().all() and df["indistinguishable"].isna().all()
+    assert not df["note"].str.contains("worse").any()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_state_dicts_and_tensors_computed_in_float64(dtype):
+    gen = torch.Generator().manual_seed(0)
+    before = {"conv.weight": torch.randn(16, 3, 3, 3, generator=gen).to(dtype)}
+    after = {"conv.weight": (before["conv.weight"].double() * 1.05 + 0.01).to(dtype)}
+    as64 = {k: v.double() for k, v in before.items()}, {k: v.double() for k, v in after.items()}
+    expected = scan_geometry(*as64, ["2-norm", "3-norm"], n_boot=0)
+    pd.testing.assert_frame_equal(
+        scan_geometry(before, after, ["2-norm", "3-norm"], n_boot=0), expected
+    )
+    bare = scan_geometry(before["conv.weight"], after["conv.weight"], ["2-norm"], n_boot=0)
+    assert bare["delta_cdf"].iloc[0] == expected.set_index("potential").loc["2-norm", "delta_cdf"]
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_weights_at_extreme_scales(scale):
+    """p <= 2 dual changes scale by scale^(p-1) and stay finite: the same Delta-CDF as the
+    unscaled weights (at 1e300 the 1.6- to 2-norm used to give 0.7979)."""
+    rng = np.random.default_rng(2)
+    w0 = normal_w0(2000, rng)
+    w1 = simulate_after(w0, "1.8-norm", 0.002, seed=3)
+    cands = ["1.6-norm", "1.8-norm", "2-norm"]
+    ref = scan_geometry(w0, w1, cands, n_boot=0).set_index("potential")["delta_cdf"]
+    got = scan_geometry(w0 * scale, w1 * scale, cands, n_boot=0).set_index("potential")
+    np.testing.assert_allclose(got["delta_cdf"], ref[got.index], rtol=1e-9)
+    assert got.loc["2-norm", "relative_change"] == pytest.approx(
+        scan_geometry(w0, w1, ["2-norm"], n_boot=0)["relative_change"].iloc[0], rel=1e-12
+    )
+
+
+def test_sparse_tensor_and_bad_seed_are_input_errors():
+    dense = torch.randn(20, 20, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(InputError, match="sparse"):
+        scan_geometry(dense.to_sparse(), dense.to_sparse() * 2, n_boot=0)
+    with pytest.raises(InputError, match="sparse"):
+        scan_geometry({"w": dense.to_sparse()}, {"w": dense.to_sparse() * 2}, n_boot=0)
+    with pytest.raises(InputError, match="seed"):
+        scan_geometry(dense, dense * 2, ["2-norm"], n_boot=3, seed=-1)
+
+
+def test_excluded_tensors_are_not_read():
+    """--exclude applies before conversion: an unreadable tensor that is excluded is ignored."""
+    dense = torch.randn(20, 20, generator=torch.Generator().manual_seed(0))
+    before = {"w": dense, "skip": dense.to_sparse()}
+    after = {"w": dense * 1.1 + 0.01, "skip": dense.to_sparse()}
+    _, _, names = flatten_weights(before, after, exclude="^skip")
+    assert names == ["w"]

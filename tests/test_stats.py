@@ -1,5 +1,7 @@
 """The exact Delta-CDF against numerical integration, the paper's grid, and its floor."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -61,10 +63,22 @@ def test_torch_backend_formula_matches_numpy():
     from mirrorlib.stats import _exact_numpy, _exact_torch
 
     rng = np.random.default_rng(2)
-    z = rng.standard_t(4, size=5000)
+    z = np.sort(rng.standard_t(4, size=5000))
     assert _exact_torch(torch.from_numpy(z.copy())) == pytest.approx(
         _exact_numpy(z.copy()), rel=1e-10
     )
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-300, 1e300])
+@pytest.mark.parametrize("centered", [False, True])
+def test_torch_path_used_for_cuda_tensors_matches_numpy_on_cpu(scale, centered):
+    """The sort-then-standardise path CUDA tensors take, run here on CPU tensors."""
+    from mirrorlib.stats import _exact_torch, _standardise
+
+    x = torch.from_numpy(np.random.default_rng(6).standard_t(4, size=3000) * scale)
+    got = _exact_torch(_standardise(torch.sort(x.float() if scale == 1.0 else x).values, centered))
+    expected = delta_cdf(x.float().numpy() if scale == 1.0 else x.numpy(), centered)
+    assert got == pytest.approx(expected, rel=1e-10)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -102,6 +116,59 @@ def test_floor_matches_simulation(n, paper):
     rng = np.random.default_rng(123)
     independent = np.mean([delta_cdf(rng.standard_normal(n)) for _ in range(200)])
     assert floor == pytest.approx(independent, rel=0.08)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-160, 1e160, 1e200, 1e300])
+@pytest.mark.parametrize("centered", [False, True])
+def test_scale_invariant_beyond_the_square_root_of_the_float_range(scale, centered):
+    """np.std squares its input: beyond 1e+-154 it overflowed (0.7979) or underflowed
+    ("zero variance")."""
+    x = np.random.default_rng(4).standard_t(4, size=1000) + 0.3
+    assert delta_cdf(x * scale, centered) == pytest.approx(delta_cdf(x, centered), rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int32])
+def test_half_precision_and_integer_tensors_computed_in_float64(dtype):
+    x = torch.randn(500, generator=torch.Generator().manual_seed(0)).mul(100).to(dtype)
+    expected = delta_cdf(x.double().numpy())
+    assert delta_cdf(x) == expected
+    assert delta_cdf(x.reshape(20, 25), centered=True) == delta_cdf(x.double().numpy(), True)
+
+
+def test_float32_sorted_in_its_dtype_gives_the_float64_answer():
+    x = np.random.default_rng(5).laplace(size=10_001).astype(np.float32)
+    assert delta_cdf(x) == pytest.approx(delta_cdf(x.astype(np.float64)), rel=1e-12, abs=0)
+    assert delta_cdf(torch.from_numpy(x)) == pytest.approx(delta_cdf(x), rel=1e-12, abs=0)
+
+
+def test_sparse_and_complex_tensors_are_refused():
+    with pytest.raises(TypeError, match="dense"):
+        delta_cdf(torch.eye(30).to_sparse())
+    with pytest.raises(TypeError, match="real-valued"):
+        delta_cdf(torch.ones(30, dtype=torch.complex64))
+
+
+def test_floor_where_the_expectation_is_infinite():
+    """Uncentred n = 2: E[Delta-CDF] is infinite (it used to return 6.78 after 79 s); n = 3:
+    finite mean, infinite spread; centred n = 2 is the single value of z = +-1/sqrt(2)."""
+    assert delta_cdf_floor(2) == math.inf
+    assert delta_cdf_floor(2, spread=True) == (math.inf, math.inf)
+    mean, std = delta_cdf_floor(3, spread=True)
+    assert math.isfinite(mean) and std == math.inf
+    assert delta_cdf_floor(2, centered=True) == pytest.approx(
+        delta_cdf([-1.0, 1.0], centered=True), rel=1e-12
+    )
+
+
+def test_floor_scored_in_batches_matches_one_draw_at_a_time():
+    """The batched simulation scores the same draws as delta_cdf called on each in turn."""
+    from mirrorlib.stats import _simulated_floor
+
+    rng = np.random.default_rng(7)
+    one_by_one = [delta_cdf(rng.standard_normal(1000), True) for _ in range(4000)]
+    mean, std = _simulated_floor(1000, True, 7)
+    assert mean == pytest.approx(np.mean(one_by_one), rel=1e-12)
+    assert std == pytest.approx(np.std(one_by_one, ddof=1), rel=1e-10)
 
 
 def test_floor_scales_like_inverse_sqrt_n():
