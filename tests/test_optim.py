@@ -408,7 +408,7 @@ def test_failed_compile_warns_once_and_falls_back(monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("name", ["ne", "2-norm"])
+@pytest.mark.parametrize("name", [*COMPILED_POTENTIALS, "2-norm"])
 def test_cuda_fast_path_matches_cpu_reference(name):
     cpu = make_params()
     gpu = [torch.nn.Parameter(p.detach().cuda()) for p in cpu]
