@@ -471,6 +471,15 @@ class MirrorDescent(Optimizer):
     Nesterov off), state ``"momentum_buffer"`` included; with ``"ne"`` (negative entropy) it is
     exponentiated gradient, ``w <- w exp(-lr sign(w) b)``, which never changes a sign.
 
+    Both paths do the same at the extremes. Negative entropy's step multiplies a weight by at
+    most ``sqrt(max)`` of its dtype (:meth:`Potential.dual_step`); a p-norm's inverse map
+    saturates (:class:`PNorm`: for ``p > 2`` a weight beyond ``max^(1/(p-1))``, whose dual
+    overflows, comes back to that bound). Subnormal weights are updated like any other.
+    bfloat16 and float16 parameters are computed in float32 and rounded once per step (the
+    2-norm: ``torch.optim.SGD``'s operations in the parameter's dtype). Complex parameters
+    raise ``TypeError``. ``state_dict()`` stores each potential by name, so the file loads
+    with ``torch.load``'s default ``weights_only=True``.
+
     Args:
         params: parameters or parameter groups; a group may set its own ``"potential"``
             (a name such as ``"ne"``, ``"3-norm"``, or a :class:`Potential`), ``lr``, ...
