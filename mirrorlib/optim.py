@@ -25,7 +25,7 @@ from torch._dynamo.exc import TorchDynamoException
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 from torch.optim import SGD, Optimizer
 
-from mirrorlib.potentials import PNorm, Potential, potential
+from mirrorlib.potentials import HyperbolicEntropy, NegativeEntropy, PNorm, Potential, potential
 
 __all__ = ["MirrorDescent", "SignConstrainedSGD", "mirror_descent", "mirror_step"]
 
@@ -35,16 +35,31 @@ PotentialLike = str | Potential
 def mirror_step(w: Tensor, g: Tensor, lr: float | Tensor, potential: Potential) -> Tensor:
     """One mirror-descent step written as the composition of the maps (the ground truth).
 
-    ``theta = phi'(w)``, ``theta' = theta - lr * g``, ``w' = (phi')^-1(theta', sign(w))``. Returns
-    a new tensor. :meth:`Potential.step` computes the same map, possibly in closed form.
+    ``theta = phi'(w)``, ``theta' = theta - lr * g`` (as limited by
+    :meth:`Potential.dual_step`), ``w' = (phi')^-1(theta', sign(w))``. Returns a new tensor.
+    :meth:`Potential.step` computes the same map, possibly in closed form.
     """
-    theta = potential.to_dual(w) - lr * g
+    theta = potential.to_dual(w) - potential.dual_step(w, g, lr)
     return potential.from_dual(theta, torch.sign(w))
 
 
 @cache
 def _resolve(name: PotentialLike) -> Potential:
     return potential(name)
+
+
+def _potential_spec(pot: Potential) -> str | Potential:
+    """A name that :func:`potential` turns back into ``pot`` exactly (floats written in full),
+    or ``pot`` itself when it is not one of the library's potentials."""
+    if isinstance(pot, NegativeEntropy):
+        spec = "negative_entropy"
+    elif isinstance(pot, PNorm):
+        spec = f"{pot.p!r}-norm"
+    elif isinstance(pot, HyperbolicEntropy):
+        spec = f"hypentropy(beta={pot.beta!r})"
+    else:
+        return pot
+    return spec if potential(spec) == pot else pot
 
 
 def _is_euclidean(potential: Potential) -> bool:
@@ -78,10 +93,22 @@ def _reference_update(
     weight_decay: float,
     potential: Potential,
 ) -> Tensor | None:
-    """Update one tensor in place, piece by piece; return its momentum buffer (None without)."""
-    g, buf = _momentum_trace(w, grad, buf, momentum=momentum, weight_decay=weight_decay)
-    w.copy_(mirror_step(w, g, lr, potential))
-    return buf
+    """Update one tensor in place, piece by piece; return its momentum buffer (None without).
+
+    A dtype narrower than float32 (bfloat16, float16) is computed in float32 and rounded once
+    into ``w`` and the buffer, as the fused kernel does.
+    """
+    compute = torch.promote_types(w.dtype, torch.float32)
+    wide_buf = None if buf is None else buf.to(compute)
+    g, wide_buf = _momentum_trace(
+        w.to(compute), grad.to(compute), wide_buf, momentum=momentum, weight_decay=weight_decay
+    )
+    w.copy_(mirror_step(w.to(compute), g, lr, potential))
+    if wide_buf is None or wide_buf.dtype == w.dtype:
+        return wide_buf
+    if buf is None:
+        return wide_buf.to(w.dtype)
+    return buf.copy_(wide_buf)
 
 
 def _sgd_update(
@@ -209,16 +236,13 @@ def _single_tensor_mirror_descent(
     weight_decay: float,
     potential: Potential,
 ) -> None:
+    hyper = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
     for i, w in enumerate(params):
-        buf = _reference_update(
-            w,
-            grads[i],
-            momentum_buffers[i] if momentum != 0 else None,
-            lr=lr,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            potential=potential,
-        )
+        buf = momentum_buffers[i] if momentum != 0 else None
+        if _is_euclidean(potential):  # the maps are identities: torch.optim.SGD's operations
+            buf = _sgd_update(w, grads[i], buf, **hyper)
+        else:
+            buf = _reference_update(w, grads[i], buf, **hyper, potential=potential)
         if momentum != 0:
             momentum_buffers[i] = buf
 
@@ -447,6 +471,15 @@ class MirrorDescent(Optimizer):
     Nesterov off), state ``"momentum_buffer"`` included; with ``"ne"`` (negative entropy) it is
     exponentiated gradient, ``w <- w exp(-lr sign(w) b)``, which never changes a sign.
 
+    Both paths do the same at the extremes. Negative entropy's step multiplies a weight by at
+    most ``sqrt(max)`` of its dtype (:meth:`Potential.dual_step`); a p-norm's inverse map
+    saturates (:class:`PNorm`: for ``p > 2`` a weight beyond ``max^(1/(p-1))``, whose dual
+    overflows, comes back to that bound). Subnormal weights are updated like any other.
+    bfloat16 and float16 parameters are computed in float32 and rounded once per step (the
+    2-norm: ``torch.optim.SGD``'s operations in the parameter's dtype). Complex parameters
+    raise ``TypeError``. ``state_dict()`` stores each potential by name, so the file loads
+    with ``torch.load``'s default ``weights_only=True``.
+
     Args:
         params: parameters or parameter groups; a group may set its own ``"potential"``
             (a name such as ``"ne"``, ``"3-norm"``, or a :class:`Potential`), ``lr``, ...
@@ -481,7 +514,32 @@ class MirrorDescent(Optimizer):
 
     def add_param_group(self, param_group: dict) -> None:
         _check_hyperparameters({**self.defaults, **param_group})
-        super().add_param_group(param_group)
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for p in params:
+            if not p.is_floating_point():
+                raise TypeError(
+                    f"MirrorDescent updates real floating-point parameters, got one of {p.dtype} "
+                    "(the potentials' maps are defined on real weights)"
+                )
+        super().add_param_group({**param_group, "params": params})
+
+    def state_dict(self) -> dict:
+        """``Optimizer.state_dict`` with each group's potential stored as its name (floats in
+        full), so that ``torch.load``'s default ``weights_only=True`` can read the file. A
+        potential that is not one of the library's is stored as the object itself."""
+        state = super().state_dict()
+        for group in state["param_groups"]:
+            if isinstance(group["potential"], Potential):
+                group["potential"] = _potential_spec(group["potential"])
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """``Optimizer.load_state_dict``; each group's potential is rebuilt from its stored name
+        (a :class:`Potential` after loading; an unknown name raises ``ValueError`` here)."""
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            group["potential"] = potential(group["potential"])
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:

@@ -87,6 +87,13 @@ def _safe_abs(w: torch.Tensor) -> torch.Tensor:
     return w.abs().clamp_min(_finfo(w).tiny)
 
 
+def _log_abs(w: torch.Tensor) -> torch.Tensor:
+    """``log|w|``, finite at ``w = 0`` (``|w|`` floored at the smallest subnormal number, so a
+    subnormal weight keeps its own logarithm)."""
+    info = _finfo(w)
+    return torch.log(w.abs().clamp_min(info.tiny * info.eps))
+
+
 @dataclass(frozen=True)
 class Potential:
     """A separable, strictly convex potential ``Phi(w) = sum_i phi(w_i)``.
@@ -130,10 +137,15 @@ class Potential:
         """Per-weight Bregman divergence ``D(a, b) = phi(a) - phi(b) - phi'(b) (a - b) >= 0``."""
         return self.phi(a) - self.phi(b) - self.to_dual(b) * (a - b)
 
+    def dual_step(self, w: torch.Tensor, g: torch.Tensor, lr: float | torch.Tensor) -> torch.Tensor:
+        """The displacement of a step in the dual space, ``lr * g``; a potential whose maps
+        cannot represent a longer step limits it here (negative entropy)."""
+        return lr * g
+
     @_array_api(2)
     def step(self, w: torch.Tensor, g: torch.Tensor, lr: float | torch.Tensor) -> torch.Tensor:
-        """One mirror-descent step: ``w' = from_dual(to_dual(w) - lr * g, sign(w))``."""
-        return self.from_dual(self.to_dual(w) - lr * g, torch.sign(w))
+        """One mirror-descent step, ``from_dual(to_dual(w) - dual_step(w, g, lr), sign(w))``."""
+        return self.from_dual(self.to_dual(w) - self.dual_step(w, g, lr), torch.sign(w))
 
     def __str__(self) -> str:
         return self.name
@@ -145,6 +157,13 @@ class PNorm(Potential):
 
     ``grad_phi(w) = sign(w) |w|^(p-1)``, inverse ``sign(t) |t|^(1/(p-1))``,
     ``phi''(w) = (p-1) |w|^(p-2)`` (unbounded at 0 when ``p < 2``). Steps may change sign.
+
+    In a floating-point dtype the inverse map saturates where the dtype runs out: for
+    ``p < 2`` its result is clamped to ``+-max``; for ``p > 2`` its argument is (the dual of a
+    weight above ``max^(1/(p-1))``, 1.8e19 for the 3-norm in float32, overflows), so a step
+    never leaves ``|w| <= max^(1/(p-1))``: a larger weight is brought back to that bound, not
+    sent to ``+-max``. For ``p > 2`` a weight below ``tiny^(1/(p-1))`` in size has a dual that
+    underflows to 0 (3-norm, float32: 1.1e-19); a step sends it to ``(-lr g)^(1/(p-1))``.
     """
 
     p: float = 2.0
@@ -172,6 +191,8 @@ class PNorm(Potential):
     def from_dual(self, theta: torch.Tensor, sign: torch.Tensor | None = None) -> torch.Tensor:
         if self.p == 2.0:
             return theta.clone()
+        if self.p > 2.0:  # |t|^(1/(p-1)) is finite for finite t
+            return _signed_power(_clamp_finite(theta), 1.0 / (self.p - 1.0))
         return _clamp_finite(_signed_power(theta, 1.0 / (self.p - 1.0)))
 
     @_array_api(1)
@@ -195,9 +216,12 @@ class NegativeEntropy(Potential):
     ``grad_phi(w) = sign(w) (log|w| + 1)``; the inverse needs the sign ``s`` of the weight
     before the step, ``w = s exp(s theta - 1)``, so a step never changes a sign and a weight of
     exactly 0 stays 0 (its dual value is taken as 0). The step is multiplicative:
-    ``w' = w exp(-lr sign(w) g)``, by a factor of at most ``sqrt(max)`` of the dtype per step.
-    ``phi''(w) = 1/|w|``. Crossing zero is infinitely far: the Bregman divergence between
-    weights of opposite signs is ``+inf``.
+    ``w' = w exp(-lr sign(w) g)``, by a factor of at most ``sqrt(max)`` of the dtype per step
+    (:meth:`dual_step`). ``phi''(w) = 1/|w|``. Crossing zero is infinitely far: the Bregman
+    divergence between weights of opposite signs is ``+inf``. Subnormal weights are weights
+    like any other (``log|w|`` is finite for them). Weights above ``sqrt(max)`` in size (1.8e19
+    in float32) are outside the range steps are specified for: a growing step may take one to
+    ``+-inf`` (:meth:`step`) or to ``+-max`` (:meth:`from_dual`).
     """
 
     @property
@@ -215,7 +239,7 @@ class NegativeEntropy(Potential):
 
     @_array_api(1)
     def to_dual(self, w: torch.Tensor) -> torch.Tensor:
-        return torch.sign(w) * (torch.log(_safe_abs(w)) + 1.0)
+        return torch.sign(w) * (_log_abs(w) + 1.0)
 
     @_array_api(2)
     def from_dual(self, theta: torch.Tensor, sign: torch.Tensor | None = None) -> torch.Tensor:
@@ -239,8 +263,16 @@ class NegativeEntropy(Potential):
         unreachable = (torch.sign(a) * torch.sign(b) < 0) | ((b == 0) & (a != 0))
         return torch.where(unreachable, torch.full_like(d, math.inf), d)
 
+    def dual_step(self, w: torch.Tensor, g: torch.Tensor, lr: float | torch.Tensor) -> torch.Tensor:
+        """``lr * g``, limited so that ``|w|`` grows by a factor of at most ``sqrt(max)``:
+        ``-sign(w) lr g <= log(max) / 2`` (44.4 in float32, 354.9 in float64)."""
+        cap = 0.5 * math.log(_finfo(w).max)
+        step = lr * g
+        return torch.where(w > 0, step.clamp(min=-cap), step.clamp(max=cap))
+
     @_array_api(2)
     def step(self, w: torch.Tensor, g: torch.Tensor, lr: float | torch.Tensor) -> torch.Tensor:
+        # The closed form of from_dual(to_dual(w) - dual_step(w, g, lr), sign(w)).
         # -lr sign(w) g chosen by w's sign (exact, and cheaper than sign() in a compiled kernel).
         # The exponent is capped at log(max) / 2: one step multiplies a weight by at most
         # sqrt(max), so a zero weight stays 0 (never 0 * inf) and every weight up to sqrt(max)
@@ -288,7 +320,7 @@ class HyperbolicEntropy(Potential):
         return torch.rsqrt(w * w + self.beta**2)
 
 
-_PNORM = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*-?\s*norm\s*$")
+_PNORM = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*-?\s*norm\s*$")
 _HYPENTROPY = re.compile(r"^\s*hypentropy\s*(?:\(\s*(?:beta\s*=\s*)?([^)]*)\))?\s*$")
 
 

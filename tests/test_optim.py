@@ -7,11 +7,14 @@ compiles a handful of graphs.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch._dynamo.exc import TorchDynamoException
 from torch._dynamo.utils import counters
 
@@ -405,7 +408,7 @@ def test_failed_compile_warns_once_and_falls_back(monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("name", ["ne", "2-norm"])
+@pytest.mark.parametrize("name", [*COMPILED_POTENTIALS, "2-norm"])
 def test_cuda_fast_path_matches_cpu_reference(name):
     cpu = make_params()
     gpu = [torch.nn.Parameter(p.detach().cuda()) for p in cpu]
@@ -460,3 +463,213 @@ def test_sign_constrained_sgd_random_walk_keeps_signs():
         opt.step()
         for p, s in zip(params, signs, strict=True):
             assert not (p.sign() * s < 0).any()
+
+
+# --- saving: the state dict holds no objects ------------------------------------------------
+
+
+SAVED_POTENTIALS = [mirrorlib.PNorm(1.2345678901234), mirrorlib.HyperbolicEntropy(0.1)]
+
+
+@pytest.mark.parametrize("pot", [*SAVED_POTENTIALS, mirrorlib.NegativeEntropy()], ids=str)
+def test_state_dict_of_a_potential_object_loads_with_weights_only(pot):
+    params = make_params()
+    opt = MirrorDescent(params, lr=LR, potential=pot, momentum=MOMENTUM, fast=False)
+    run(opt, params, 2)
+    saved = io.BytesIO()
+    torch.save(opt.state_dict(), saved)
+    saved.seek(0)
+    resumed_params = clone_params(params)
+    resumed = MirrorDescent(resumed_params, lr=1.0, fast=False)
+    resumed.load_state_dict(torch.load(saved))  # weights_only=True: the default
+    assert resumed.param_groups[0]["potential"] == pot  # rebuilt exactly (p in full)
+    run(opt, params, 2, start=2)
+    run(resumed, resumed_params, 2, start=2)
+    assert_all_close(resumed_params, params, exact=True)
+
+
+def test_a_potential_the_library_does_not_know_is_saved_as_itself():
+    @dataclasses.dataclass(frozen=True)
+    class Quartic(mirrorlib.PNorm):
+        p: float = 4.0
+
+    opt = MirrorDescent(make_params(), lr=LR, potential=Quartic())
+    assert opt.state_dict()["param_groups"][0]["potential"] == Quartic()
+
+
+# --- the extremes: both paths do the same, documented thing ---------------------------------
+
+
+def both_paths(w0, grads, name, **kwargs) -> list[torch.Tensor]:
+    """The weights after one step per gradient, from the fast and the reference path."""
+    out = []
+    for fast in (True, False):
+        w = torch.nn.Parameter(w0.clone())
+        opt = MirrorDescent([w], potential=name, fast=fast, **{"lr": 1.0, **kwargs})
+        for g in grads:
+            w.grad = g.clone()
+            opt.step()
+        out.append(w.detach())
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_huge_negative_entropy_steps_are_capped_at_sqrt_max_on_both_paths(dtype):
+    # The exponent -lr sign(w) g is capped at log(max)/2 on both paths (it used to be 1.8e19
+    # on the fast path against 3.4e38 on the reference path for float32), and below the cap a
+    # step is the exact multiplicative update, however small the weight.
+    info = torch.finfo(dtype)
+    w0 = torch.tensor([1.0, -1.0, 1e-20, 2.0, 0.0, 1e-3], dtype=dtype)
+    g = torch.tensor([-1e6, 1e6, -30.0, -30.0, -1e6, 1e6], dtype=dtype)
+    fast, reference = both_paths(w0, [g], "ne")
+    factor = torch.exp(torch.tensor(0.5 * math.log(info.max), dtype=dtype))
+    exponent = torch.where(w0 > 0, -g, g).clamp(max=0.5 * math.log(info.max))
+    expected = w0 * torch.exp(exponent)
+    torch.testing.assert_close(fast, expected, rtol=8 * info.eps, atol=0)
+    torch.testing.assert_close(reference, expected, rtol=64 * info.eps, atol=0)
+    assert torch.equal(fast[:2], w0[:2] * factor) and fast[4] == reference[4] == 0
+
+
+@pytest.mark.parametrize("name", ["ne", "1.5-norm", "3-norm", "hypentropy"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_subnormal_weights_are_updated_alike_on_both_paths(name, dtype):
+    # Subnormal weights are weights: negative entropy's reference path used to floor |w| at
+    # the smallest normal number (a weight of 1e-40 grew to 1.2e-38 in one tiny step).
+    info = torch.finfo(dtype)
+    sub = info.tiny * info.eps  # the smallest subnormal number
+    w0 = torch.tensor([sub, -sub, 300 * sub, -1e5 * sub, info.tiny / 2, 1.0], dtype=dtype)
+    grads = [torch.full_like(w0, 0.1), torch.full_like(w0, -0.05)]
+    fast, reference = both_paths(w0, grads, name, lr=0.1)
+    # the reference path's log and exp lose ~eps |log w| relative accuracy; subnormals have an
+    # absolute resolution of one smallest subnormal
+    rtol = 4 * info.eps * -math.log(sub)
+    torch.testing.assert_close(fast, reference, rtol=rtol, atol=4 * sub)
+    if name == "ne":  # the exact multiplicative update, to the dtype's resolution
+        exact = (w0.double() * torch.exp(-0.1 * torch.sign(w0.double()) * 0.05)).to(dtype)
+        torch.testing.assert_close(reference, exact, rtol=rtol, atol=4 * sub)
+        assert (reference[:4] != 0).all()
+
+
+@pytest.mark.parametrize("name", ["ne", "1.5-norm", "3-norm", "hypentropy"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_narrow_dtypes_are_computed_in_float32_on_both_paths(name, dtype):
+    # bfloat16 drifted 1.6 % in 20 zero-gradient steps on the reference path (each map rounded
+    # to bfloat16); both paths now compute in float32 and round once per step.
+    gen = torch.Generator().manual_seed(5)
+    w0 = (torch.randn(500, generator=gen) + 0.1).to(dtype)
+    zero = [torch.zeros_like(w0)] * 20
+    for w in both_paths(w0, zero, name, lr=0.01, momentum=MOMENTUM, weight_decay=0.0):
+        assert torch.equal(w, w0)
+    grads = [torch.randn(500, generator=gen).to(dtype) for _ in range(5)]
+    fast, reference = both_paths(w0, grads, name, lr=0.01, momentum=MOMENTUM)
+    ulp = torch.finfo(dtype).eps
+    torch.testing.assert_close(fast, reference, rtol=2 * ulp, atol=ulp)
+
+
+def test_three_norm_weights_beyond_the_dual_range_are_brought_to_its_bound():
+    # |w|^2 overflows float32 above sqrt(max) = 1.8e19: both paths used to send 1e20 to
+    # 3.4e38 with a zero gradient; the inverse map now saturates its argument, so such a
+    # weight comes back to sqrt(max) and a weight inside the range stays put.
+    w0 = torch.tensor([1e20, -1e20, 1e19, -2.0, 3.4e38])
+    bound = torch.tensor(torch.finfo(torch.float32).max).sqrt()
+    for w in both_paths(w0, [torch.zeros(5)], "3-norm"):
+        assert torch.equal(w, torch.stack([bound, -bound, w0[2], w0[3], bound]))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_complex_parameters_are_refused_with_a_clear_error(fast):
+    w = torch.nn.Parameter(torch.tensor([1 + 1j, 2 - 1j]))
+    with pytest.raises(TypeError, match="real floating-point parameters, got one of .*complex"):
+        MirrorDescent([w], lr=LR, potential="3-norm", fast=fast)
+    opt = MirrorDescent([torch.nn.Parameter(torch.ones(2))], lr=LR)
+    with pytest.raises(TypeError, match="real floating-point"):
+        opt.add_param_group({"params": [w]})
+
+
+# --- property: the fast path is the reference path ------------------------------------------
+
+LAYOUTS = ["contiguous", "transposed", "strided", "channels_last"]
+PROPERTY_POTENTIALS = ["ne", "1.5-norm", "2-norm", "3-norm", "hypentropy(beta=0.5)"]
+PROPERTY_DTYPES = [torch.float32, torch.float64, torch.bfloat16]
+PROPERTY_EXAMPLES = 40
+
+
+def laid_out(values: torch.Tensor, layout: str) -> torch.Tensor:
+    """``values`` (same shape and numbers) in the given memory layout."""
+    if layout == "transposed":
+        dims = list(reversed(range(values.dim())))
+        return values.permute(*dims).contiguous().permute(*dims)
+    if layout == "strided":  # every other element of a larger buffer: not dense
+        wide = torch.zeros((*values.shape[:-1], 2 * values.shape[-1]), dtype=values.dtype)
+        wide[..., ::2] = values
+        return wide[..., ::2]
+    if layout == "channels_last":
+        return values.contiguous(memory_format=torch.channels_last)
+    return values.contiguous()
+
+
+@st.composite
+def parameter_lists(draw) -> tuple[list[torch.Tensor], list[str], int]:
+    """1-4 tensors of one dtype, each with its shape and layout (and its gradients' layout);
+    |w| in [0.5, 2] so that no step crosses zero, where the p-norms' maps are steep."""
+    dtype = draw(st.sampled_from(PROPERTY_DTYPES))
+    seed = draw(st.integers(0, 2**16))
+    gen = torch.Generator().manual_seed(seed)
+    params, grad_layouts = [], []
+    for _ in range(draw(st.integers(1, 4))):
+        layout = draw(st.sampled_from(LAYOUTS))
+        ndim = 4 if layout == "channels_last" else draw(st.integers(1, 3))
+        shape = [draw(st.integers(1, 7)) for _ in range(ndim)]
+        if draw(st.booleans()):  # more than optim._PACK_NUMEL elements: updated alone
+            shape[0] *= 5000 // math.prod(shape) + 1
+        if layout == "transposed" and ndim == 1:
+            layout = "contiguous"
+        magnitude = 0.5 + 1.5 * torch.rand(shape, generator=gen, dtype=torch.float64)
+        sign = torch.randint(0, 2, shape, generator=gen) * 2 - 1
+        params.append(laid_out((sign * magnitude).to(dtype), layout))
+        grad_layouts.append(draw(st.sampled_from([layout, "contiguous"])))
+    return params, grad_layouts, seed
+
+
+@settings(max_examples=PROPERTY_EXAMPLES, deadline=None, derandomize=True)
+@given(
+    tensors=parameter_lists(),
+    name=st.sampled_from(PROPERTY_POTENTIALS),
+    lr=st.floats(1e-4, 0.05),
+    momentum=st.one_of(st.just(0.0), st.floats(0.1, 0.99)),
+    weight_decay=st.floats(1e-4, 0.05),
+)
+def test_property_fast_path_equals_reference_path(tensors, name, lr, momentum, weight_decay):
+    """Over shapes, dtypes, layouts and hyperparameters (weight decay is never 0 here: each
+    compiled variant costs a compile, and the no-decay variant is tested above)."""
+    values, grad_layouts, seed = tensors
+    fast_params = [torch.nn.Parameter(v) for v in values]
+    ref_params = [  # the same layout: torch's own bfloat16 arithmetic depends on it
+        torch.nn.Parameter(torch.empty_strided(v.shape, v.stride(), dtype=v.dtype).copy_(v))
+        for v in values
+    ]
+    kwargs = {"lr": lr, "potential": name, "momentum": momentum, "weight_decay": weight_decay}
+    fast = MirrorDescent(fast_params, **kwargs, fast=True)
+    ref = MirrorDescent(ref_params, **kwargs, fast=False)
+    gen = torch.Generator().manual_seed(seed + 1)
+    for _ in range(3):
+        for w, v, layout in zip(fast_params, ref_params, grad_layouts, strict=True):
+            g = (2 * torch.rand(w.shape, generator=gen, dtype=torch.float64) - 1).to(w.dtype)
+            w.grad, v.grad = laid_out(g, layout), laid_out(g, layout)
+        fast.step()
+        ref.step()
+    dtype = values[0].dtype
+    exact = name == "2-norm"  # both paths run torch.optim.SGD's operations
+    eps = torch.finfo(dtype).eps
+    rtol = {torch.float64: 1e-10, torch.float32: 1e-5}.get(dtype, 4 * eps)
+    results = [(fast_params, ref_params)]
+    if momentum:
+        results.append((buffers(fast, fast_params), buffers(ref, ref_params)))
+    for fast_tensors, ref_tensors in results:
+        for x, y in zip(fast_tensors, ref_tensors, strict=True):
+            if exact:
+                assert torch.equal(x, y)
+            else:
+                torch.testing.assert_close(x, y, rtol=rtol, atol=rtol)
+    for w, v in zip(fast_params, values, strict=True):
+        assert w.stride() == v.stride()  # updated in place, layout kept
