@@ -30,6 +30,7 @@ __all__ = [
     "describe_device",
     "git_commit",
     "read_stored",
+    "store_paper_scale",
     "write_stored",
 ]
 
@@ -132,6 +133,26 @@ def write_stored(
     record = json.dumps(asdict(provenance), indent=2) + "\n"
     _write_atomic(json_path, lambda tmp: tmp.write_text(record))
     return provenance
+
+
+BOOK_COMMAND = "python -m mirrorlib book --scale paper --chapters {chapter}"
+"""The command recorded for tables a chapter stores while the book is built at ``paper`` scale."""
+
+
+def store_paper_scale(
+    scale: str,
+    table: pd.DataFrame,
+    chapter: str,
+    name: str,
+    wall_time_s: float,
+    device: str | torch.device = "cpu",
+) -> Provenance | None:
+    """In a chapter: store ``table`` (:func:`write_stored`, command :data:`BOOK_COMMAND`) when
+    the book is built at ``scale == "paper"``; do nothing at other scales."""
+    if scale != "paper":
+        return None
+    command = BOOK_COMMAND.format(chapter=chapter)
+    return write_stored(table, chapter, name, command, wall_time_s, device=device)
 
 
 def read_stored(
