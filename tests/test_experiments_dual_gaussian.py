@@ -240,6 +240,20 @@ def test_clt_table_delta_cdf_falls_and_change_follows_sqrt_2n_over_d():
     assert (null < floor).all()  # alternating correlations: below the independent floor
 
 
+def test_clt_scan_resumes_from_its_checkpoints_and_runs_seeds_in_parallel(tmp_path):
+    cfg = dg.config("ci", clt_dims=(100, 180), clt_seeds=2, potentials=("2-norm", "3-norm"))
+    table = dg.run_clt(cfg, tmp_path)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and files[1].endswith("_seed1.csv")
+    (tmp_path / files[1]).unlink()  # interrupted after seed 0: seed 1 is recomputed
+    seed0 = dg.read_table(tmp_path, files[0][:-4]).assign(delta_cdf=-1.0)
+    dg.write_table(seed0, tmp_path, files[0][:-4])  # a checkpoint is read, not recomputed
+    resumed = dg.run_clt(cfg, tmp_path)
+    assert (resumed.loc[resumed["seed"] == 0, "delta_cdf"] == -1.0).all()
+    pd.testing.assert_frame_equal(resumed[resumed["seed"] == 1], table[table["seed"] == 1])
+    pd.testing.assert_frame_equal(dg.run_clt(cfg, workers=2), table)
+
+
 def test_histograms_become_gaussian_with_n():
     hists = dg.dual_change_histograms(SMALL, "binary", D=500, ns=(1, 40))
     scores = hists.groupby(["N", "potential"])["delta_cdf"].first().unstack()

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -704,8 +706,26 @@ def clt_point(cfg: DualGaussianConfig, kind: str, D: int, alpha: float, seed: in
     return rows
 
 
+def _clt_seed(cfg: DualGaussianConfig, seed: int) -> pd.DataFrame:
+    """Every cell of :func:`run_clt` for one seed."""
+    rows = [
+        row
+        for kind in cfg.clt_inputs
+        for D in sorted(int(d) for d in cfg.clt_dims)
+        for alpha in cfg.clt_alphas
+        for row in clt_point(cfg, kind, D, float(alpha), seed)
+    ]
+    return pd.DataFrame(rows)
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
 def run_clt(
-    cfg: DualGaussianConfig | None = None, checkpoint_dir: str | os.PathLike | None = None
+    cfg: DualGaussianConfig | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """(d) and (f): the dual change's Delta-CDF and relative size as ``D`` grows, ``N = D^alpha``.
 
@@ -718,30 +738,38 @@ def run_clt(
 
     Seeds run one after the other, every cell for each. With ``checkpoint_dir``, each finished
     seed's rows are written there (``clt_<settings>_seed<s>.csv``) and read back instead of
-    recomputed, so an interrupted run resumes where it stopped.
+    recomputed, so an interrupted run resumes where it stopped. ``workers > 1`` runs that many
+    seeds at once, each in its own process on one thread (the same rows: every seed's problems
+    come from their own generators).
     """
     cfg = cfg or config("ci")
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
     key = hashlib.sha1(
         repr((cfg.potentials, cfg.clt_dims, cfg.clt_alphas, cfg.clt_inputs, cfg.seed)).encode()
     ).hexdigest()[:12]
-    frames = []
-    for s in range(cfg.clt_seeds):
-        name = f"clt_{key}_seed{s}"
-        if folder is not None and (folder / f"{name}.csv").is_file():
-            frames.append(read_table(folder, name))
-            continue
-        rows = [
-            row
-            for kind in cfg.clt_inputs
-            for D in sorted(int(d) for d in cfg.clt_dims)
-            for alpha in cfg.clt_alphas
-            for row in clt_point(cfg, kind, D, float(alpha), s)
-        ]
-        frames.append(pd.DataFrame(rows))
+    frames: dict[int, pd.DataFrame] = {}
+    names = {s: f"clt_{key}_seed{s}" for s in range(cfg.clt_seeds)}
+    if folder is not None:
+        for s, name in names.items():
+            if (folder / f"{name}.csv").is_file():
+                frames[s] = read_table(folder, name)
+    missing = [s for s in names if s not in frames]
+
+    def done(s: int, frame: pd.DataFrame) -> None:
+        frames[s] = frame
         if folder is not None:
-            write_table(frames[-1], folder, name)
-    table = pd.concat(frames, ignore_index=True)
+            write_table(frame, folder, names[s])
+
+    if workers > 1 and len(missing) > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+            futures = {pool.submit(_clt_seed, cfg, s): s for s in missing}
+            for future in as_completed(futures):
+                done(futures[future], future.result())
+    else:
+        for s in missing:
+            done(s, _clt_seed(cfg, s))
+    table = pd.concat([frames[s] for s in sorted(frames)], ignore_index=True)
     order = {kind: i for i, kind in enumerate(cfg.clt_inputs)}
     table = table.sort_values(
         ["inputs", "D", "alpha", "seed"],
@@ -987,17 +1015,19 @@ def store_paper(
     note: str = "",
     command: str = STORE_COMMAND,
     tables: tuple[str, ...] = ("clt", "linearisation", "implicit_bias", "deep"),
+    workers: int = 2,
 ) -> dict[str, float]:
     """Run the ``paper`` preset and store each table as soon as it is done, with its wall time
     (:func:`mirrorlib.stored.write_stored`; ``root`` defaults to ``results/paper/``): ``clt``
-    (resumable through ``checkpoint_dir``, see :func:`run_clt`), ``linearisation``,
+    (resumable through ``checkpoint_dir``, ``workers`` seeds at once; see :func:`run_clt`),
+    ``linearisation``,
     ``implicit_bias``, ``deep`` and ``deep_histograms`` (those of ``tables``). Returns the wall
     time of each."""
     from mirrorlib.stored import write_stored
 
     cfg = config("paper")
     runs = {
-        "clt": lambda: run_clt(cfg, checkpoint_dir),
+        "clt": lambda: run_clt(cfg, checkpoint_dir, workers),
         "linearisation": lambda: run_linearisation(cfg),
         "implicit_bias": lambda: run_implicit_bias(cfg),
         "deep": lambda: run_deep(cfg),
