@@ -105,17 +105,20 @@ def write_stored(
     device: str | torch.device = "cpu",
     note: str = "",
     root: str | os.PathLike | None = None,
+    commit: str | None = None,
 ) -> Provenance:
     """Store ``table`` as ``root/chapter/name.csv.gz`` with its provenance ``name.json``.
 
-    The gzip stream carries no file name or time stamp, so the same table gives the same
-    bytes. Returns the provenance written.
+    ``commit``: the commit of the code that computed the table (default: :func:`git_commit`,
+    the checkout's now; give it when the table was computed earlier). The gzip stream carries
+    no file name or time stamp, so the same table gives the same bytes. Returns the provenance
+    written.
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"write_stored takes a pandas DataFrame, got {type(table).__name__}")
     csv_path, json_path = _paths(Path(root) if root is not None else STORED_ROOT, chapter, name)
     provenance = Provenance(
-        commit=git_commit(),
+        commit=commit or git_commit(),
         command=command,
         device=describe_device(device),
         torch_version=torch.__version__,
