@@ -31,6 +31,7 @@ __all__ = [
     "git_commit",
     "read_stored",
     "store_paper_scale",
+    "stored_tables",
     "write_stored",
 ]
 
@@ -168,3 +169,16 @@ def read_stored(
     with gzip.open(csv_path, "rt") as f:
         table = pd.read_csv(f)
     return table, Provenance(**json.loads(json_path.read_text()))
+
+
+def stored_tables(root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per stored table under ``root`` (default :data:`STORED_ROOT`): its chapter, name
+    and every field of its :class:`Provenance`, sorted by chapter and name."""
+    folder = Path(root) if root is not None else STORED_ROOT
+    rows = [
+        {"chapter": record.parent.name, "name": record.stem, **json.loads(record.read_text())}
+        for record in sorted(folder.glob("*/*.json"))
+        if record.with_suffix(".csv.gz").is_file()
+    ]
+    columns = ["chapter", "name", *Provenance.__dataclass_fields__]
+    return pd.DataFrame(rows, columns=columns)

@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from mirrorlib.stored import Provenance, git_commit, read_stored, store_paper_scale, write_stored
+from mirrorlib.stored import (
+    Provenance,
+    git_commit,
+    read_stored,
+    store_paper_scale,
+    stored_tables,
+    write_stored,
+)
 
 
 def table() -> pd.DataFrame:
@@ -71,3 +78,17 @@ def test_chapters_store_only_at_paper_scale(tmp_path, monkeypatch):
     provenance = store_paper_scale("paper", table(), "chapter", "t", 2.0)
     assert provenance.command == "python -m mirrorlib book --scale paper --chapters chapter"
     assert read_stored("chapter", "t")[1] == provenance
+
+
+def test_stored_tables_lists_every_table_with_its_provenance(tmp_path):
+    table = pd.DataFrame({"x": [1, 2]})
+    write_stored(table, "b_chapter", "second", "cmd b", 2.5, root=tmp_path, commit="abc")
+    write_stored(table, "a_chapter", "first", "cmd a", 1.0, root=tmp_path, commit="def")
+    (tmp_path / "a_chapter" / "orphan.json").write_text("{}")  # a record without its table
+    listed = stored_tables(tmp_path)
+    assert list(listed[["chapter", "name", "command", "commit"]].itertuples(index=False)) == [
+        ("a_chapter", "first", "cmd a", "def"),
+        ("b_chapter", "second", "cmd b", "abc"),
+    ]
+    assert listed["wall_time_s"].tolist() == [1.0, 2.5]
+    assert stored_tables(tmp_path / "none").empty
