@@ -377,8 +377,12 @@ def run_book(
     device: str = "auto",
     seed: int = 0,
     html: bool = True,
+    ray: Any = None,
 ) -> BookReport:
     """Execute the chapters of the book in ``root`` (all, or those named) and build its HTML.
+
+    ``ray``: a :class:`mirrorlib.sweep.RayExecutor` to execute each chapter as a Ray task
+    (:func:`mirrorlib.sweep.execute_chapters`); the HTML is built here from what they return.
 
     Writes the timing table to ``_build/results/<scale>/book_timing.csv``. Raises
     :class:`BookError` for bad arguments; chapter and build failures are in the report.
@@ -406,7 +410,18 @@ def run_book(
     results_dir = build / "results" / scale
     device = resolve_device(device)
     report = BookReport(scale)
-    for page in tqdm(selected, desc="chapters", unit="chapter"):
+    if ray is not None:
+        from mirrorlib.sweep import execute_chapters
+
+        parameters = {
+            "scale": scale,
+            "device": device,
+            "seed": seed,
+            "results_dir": str(results_dir),
+            "figures_dir": str(build / "figures" / scale),
+        }
+        report.chapters = execute_chapters(selected, executed_dir, parameters, ray)
+    for page in tqdm(selected if ray is None else [], desc="chapters", unit="chapter"):
         # Folders relative to the chapter's own, so that an executed notebook (which a reader
         # downloads from the book) names no folder of the machine that built it.
         here = page.source.parent
@@ -491,6 +506,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root", type=Path, default=Path("."), help="the book's root folder (default: .)"
     )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="execute each chapter as a Ray task: without ADDRESS on a Ray started here; with "
+        "'auto' or a cluster's address, on that cluster (workers need the book at the same path)",
+    )
+    parser.add_argument(
+        "--ray-results",
+        choices=("driver", "shared"),
+        default="driver",
+        help="driver (default): tables and figures return through Ray and are written here; "
+        "shared: the workers write them into _build themselves (a shared filesystem)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -503,9 +533,23 @@ def main(args: argparse.Namespace) -> int:
             device=args.device,
             seed=args.seed,
             html=not args.no_html,
+            ray=_ray_executor(args.ray, args.ray_results),
         )
     except BookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report.format())
     return 1 if report.failed else 0
+
+
+def _ray_executor(address: str | None, results: str):
+    """The executor of ``--ray [ADDRESS]`` (None without the option)."""
+    if address is None:
+        return None
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise BookError("--ray needs Ray: pip install 'mirrorlib[cluster]'") from None
+    from mirrorlib.sweep import RayExecutor
+
+    return RayExecutor(None if address == "local" else address, results)

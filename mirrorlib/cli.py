@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 __all__ = ["main"]
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from mirrorlib import book, recovery_cli
+    from mirrorlib import __version__, book, recovery_cli
 
     parser = argparse.ArgumentParser(
         prog="python -m mirrorlib",
         description="mirrorlib: synaptic geometry, mirror descent and geometry recovery.",
     )
+    parser.add_argument("--version", action="version", version=f"mirrorlib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     recovery_cli.add_arguments(
         sub.add_parser(
@@ -45,7 +47,7 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_parser(
             "finetune",
             help="run (a slice of) the resumable deep-network finetuning sweep",
-            description=deep_networks.__doc__,
+            description=deep_networks.COMMAND_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
@@ -53,8 +55,21 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
-    args = _build_parser().parse_args(argv)
+    """Run the command line; returns the process exit code.
+
+    A reader that closes the output early (``... | head``) ends the command quietly with the
+    status of a process killed by SIGPIPE, 141, as other command-line tools do."""
+    try:
+        status = _run(_build_parser().parse_args(argv))
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # Python would report the broken pipe again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "recover":
         from mirrorlib import recovery_cli
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from mirrorlib import networks as nw
+from mirrorlib import sweep as sw
 from mirrorlib.experiments import deep_networks as dn
 from mirrorlib.recovery import InputError
 
@@ -94,13 +95,13 @@ def test_an_interrupted_sweep_resumes_and_reruns_nothing_done(sweep, monkeypatch
     victim = dn.run_specs(cfg)[1]
     (out / "runs" / f"{victim.run_id}.csv").unlink()
     calls = []
-    real = dn.run_one
+    real = dn.finetune_run
 
     def counting(spec, *args, **kwargs):
         calls.append(spec.run_id)
         return real(spec, *args, **kwargs)
 
-    monkeypatch.setattr(dn, "run_one", counting)
+    monkeypatch.setattr(dn, "finetune_run", counting)
     again = dn.run_sweep(cfg, out)
     assert calls == [victim.run_id]
     key = ["trained_potential", "seed", "candidate"]
@@ -157,8 +158,8 @@ def test_a_diverging_run_is_recorded_not_raised():
 
 def test_a_run_that_diverges_is_repeated_at_the_next_smaller_learning_rate(tmp_path, capsys):
     cfg = _tiny(lrs=(1e30, 1e25, 0.03), trained_potentials=("2-norm",), n_seeds=1)
-    (tmp_path / "lr").mkdir()
-    (tmp_path / "lr" / "mlp-32__supervised__2-norm.json").write_text('{"lr": 1e30}')
+    lr_file = tmp_path / "lr" / "mlp-32__supervised__2-norm.json"
+    sw.write_file(lr_file, {"lr": 1e30}, sw.json_codec)
     table = dn.run_one(dn.RunSpec("mlp-32", "2-norm", 0), cfg, tmp_path)
     assert (table["lr"] == 0.03).all()  # 1e30 and 1e25 diverge: both are retried
     assert table["final_loss"].map(math.isfinite).all() and (table["train_accuracy"] > 0.9).all()
@@ -177,7 +178,7 @@ def test_lr_search_picks_the_learning_rate_that_fits_and_caches_it(tmp_path):
     assert dn.choose_lr(setup, "2-norm", cfg, tmp_path, "cpu") == 0.1
     cached = tmp_path / "lr" / "mlp-32__supervised__2-norm.json"
     assert cached.is_file()
-    cached.write_text('{"lr": 0.5}')
+    sw.write_file(cached, {"lr": 0.5}, sw.json_codec)
     assert dn.choose_lr(setup, "2-norm", cfg, tmp_path, "cpu") == 0.5
 
 

@@ -9,12 +9,12 @@ change ``grad_phi(w_after) - grad_phi(w_before)`` over the analysed weights
 potential scores lowest.
 
 The sweep is a list of independent runs (:class:`RunSpec`, one network x trained potential
-x seed x objective). Each finished run writes its rows to ``runs/<run_id>.csv`` under the
-sweep folder, atomically (a temporary file moved into place), so an interrupted sweep
-resumes where it stopped (:func:`run_sweep` skips runs whose file exists) and a sweep can be
-spread over machines (``part=(i, k)`` runs every k-th spec from the i-th). The networks that
-mirrorlib pretrains itself, and the learning rate chosen for each (network, potential), are
-cached in the same folder (``pretrained/``, ``lr/``), written atomically too.
+x seed x objective), run by :mod:`mirrorlib.sweep` (:func:`execute_sweep`, :func:`run_sweep`):
+each finished run writes its rows to ``runs/<run_id>.csv`` under the sweep folder, a file that
+carries its checksum and shape, so an interrupted sweep resumes where it stopped, on this
+machine or on a Ray cluster. The networks that mirrorlib pretrains itself, and the learning
+rate chosen for each (network, potential), are tasks of the same sweep, run once and stored in
+the same folder (``pretrained/``, ``lr/``) for every seed to reuse.
 
 Protocol (:func:`finetune`), after the authors' code: cross-entropy; ``MirrorDescent`` over all
 parameters with the trained potential and momentum 0.9; batch 256; learning rate annealed
@@ -34,7 +34,6 @@ import math
 import os
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -46,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mirrorlib import networks as nw
+from mirrorlib import sweep
 from mirrorlib.data import load_dataset
 from mirrorlib.experiments import cpu_threads, preset, requirement
 from mirrorlib.optim import MirrorDescent
@@ -57,25 +57,31 @@ __all__ = [
     "CANDIDATES",
     "COLUMNS",
     "PRESETS",
+    "COMMAND_HELP",
     "DeepNetworksConfig",
     "NetworkSetup",
     "RunSpec",
     "add_arguments",
+    "check_folder",
     "choose_lr",
     "collect",
     "config",
+    "execute_sweep",
     "finetune",
+    "finetune_run",
     "main",
     "network_table",
+    "pretrain",
     "pretrained_network",
     "recovery_table",
     "run_one",
-    "run_spec",
     "run_specs",
     "run_sweep",
+    "search_lr",
     "select_specs",
     "summary",
     "sweep_folder",
+    "sweep_tasks",
 ]
 
 CANDIDATES = ("negative_entropy", "1.5-norm", "2-norm", "2.5-norm", "3-norm")
@@ -327,26 +333,6 @@ def run_specs(cfg: DeepNetworksConfig) -> list[RunSpec]:
     return specs
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # --------------------------------------------------------------------------- data and networks
 
 
@@ -361,26 +347,13 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor
     return list(torch.randperm(n, generator=generator).split(batch_size))
 
 
-def pretrained_network(
-    setup: NetworkSetup, cfg: DeepNetworksConfig, cache_dir: str | os.PathLike, device: str
-) -> nn.Module:
-    """The pretrained network of ``setup`` on the CPU, eval mode.
-
-    A checkpoint (:func:`mirrorlib.networks.load_pretrained`) or, for networks pretrained here,
-    SGD (momentum 0.9, cross-entropy, batch 128, cosine schedule over ``pretrain_epochs``) on
-    ``pretrain_examples`` images of ``pretrain_data``, cached as
-    ``cache_dir/pretrained/<architecture>.pt`` (seeded: the same file on every run).
-    """
+def pretrain(setup: NetworkSetup, cfg: DeepNetworksConfig, device: str) -> dict[str, Tensor]:
+    """The state dict (on the CPU) of ``setup``'s network pretrained here: SGD (momentum 0.9,
+    cross-entropy, batch 128, cosine schedule over ``pretrain_epochs``) on ``pretrain_examples``
+    images of ``pretrain_data``, seeded by ``cfg.seed`` (the same weights on every machine)."""
     arch = nw.architecture(setup.architecture)
-    if arch.pretrained_elsewhere:
-        return nw.load_pretrained(arch.name, setup.checkpoint)
     if setup.pretrain_data is None:
         raise InputError(f"{arch.name} is pretrained here: give its pretrain_data")
-    path = Path(cache_dir) / "pretrained" / f"{arch.name}.pt"
-    model = nw.build(arch.name)
-    if path.is_file():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.eval()
     torch.manual_seed(cfg.seed)
     model = nw.build(arch.name)
     images, labels = _images(setup.pretrain_data, "train", cfg.pretrain_examples, cfg.seed)
@@ -399,9 +372,33 @@ def pretrained_network(
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()
-    model = model.cpu().eval()
-    _save_atomic(model.state_dict(), path)
-    return model
+    return model.cpu().eval().state_dict()
+
+
+def _network(setup: NetworkSetup, state: dict[str, Tensor] | None) -> nn.Module:
+    """The network of ``setup`` with the weights ``state`` (None: its checkpoint), eval mode."""
+    if state is None:
+        return nw.load_pretrained(setup.architecture, setup.checkpoint)
+    model = nw.build(setup.architecture)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def _pretrained_state(
+    setup: NetworkSetup, cfg: DeepNetworksConfig, cache_dir: str | os.PathLike, device: str
+) -> dict[str, Tensor] | None:
+    if nw.architecture(setup.architecture).pretrained_elsewhere:
+        return None
+    return sweep.cached(cache_dir, _pretrain_task(setup, cfg, device))
+
+
+def pretrained_network(
+    setup: NetworkSetup, cfg: DeepNetworksConfig, cache_dir: str | os.PathLike, device: str
+) -> nn.Module:
+    """The pretrained network of ``setup`` on the CPU, eval mode: a checkpoint
+    (:func:`mirrorlib.networks.load_pretrained`) or, for networks pretrained here,
+    :func:`pretrain`'s weights, stored in ``cache_dir/pretrained/<architecture>.pt``."""
+    return _network(setup, _pretrained_state(setup, cfg, cache_dir, device))
 
 
 def _finetune_data(setup: NetworkSetup, n: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -513,33 +510,24 @@ def finetune(
     return FinetuneResult(epoch, acc, history[-1], history)
 
 
-def _lr_path(cache_dir, arch: str, objective: str, pot: str) -> Path:
-    return Path(cache_dir) / "lr" / f"{arch}__{objective}__{pot}.json"
-
-
-def choose_lr(
+def search_lr(
     setup: NetworkSetup,
     trained_potential: str,
+    objective: str,
     cfg: DeepNetworksConfig,
-    cache_dir: str | os.PathLike,
     device: str,
-    objective: str = "supervised",
-) -> float:
-    """The learning rate of ``(network, potential)``: each of ``cfg.lr_grid(potential)`` is
-    tried on a separate draw of ``N`` examples (seed ``10_000 + cfg.seed``) for
-    ``cfg.search_epochs`` (default ``cfg.epochs``) epochs without extension; the one reaching
-    100 % in the fewest epochs wins, ties and misses going to the higher accuracy, then the
-    lower final loss (self-supervised: the lowest final loss). Cached in
-    ``cache_dir/lr/``, so every run of the sweep, on any machine, uses the same value."""
+    state: dict[str, Tensor] | None = None,
+) -> dict:
+    """The learning-rate search of ``(network, potential, objective)`` from the pretrained
+    weights ``state`` (None: the network's checkpoint): each of ``cfg.lr_grid(...)`` is tried
+    on a separate draw of ``N`` examples (seed ``10_000 + cfg.seed``) for ``cfg.search_epochs``
+    (default ``cfg.epochs``) epochs without extension; the one reaching 100 % in the fewest
+    epochs wins, ties and misses going to the higher accuracy, then the lower final loss
+    (self-supervised: the lowest final loss). Returns ``{"lr", "grid", "trials"}``."""
     pot = make_potential(trained_potential).name
-    path = _lr_path(cache_dir, setup.architecture, objective, pot)
-    if path.is_file():
-        return float(json.loads(path.read_text())["lr"])
     grid = cfg.lr_grid(setup.architecture, pot, objective)
-    if len(grid) == 1:  # nothing to search
-        return float(grid[0])
     search_seed = 10_000 + cfg.seed
-    base = pretrained_network(setup, cfg, cache_dir, device)
+    base = _network(setup, state)
     x, y = _finetune_data(setup, n_samples(setup), search_seed)
     x, y = x.to(device), y.to(device)
     epochs = cfg.search_epochs or cfg.epochs
@@ -557,10 +545,28 @@ def choose_lr(
         scores.append({"lr": lr, "epochs": res.epochs, "accuracy": res.train_accuracy,
                        "loss": loss, "key": key})  # fmt: skip
     best = min(scores, key=lambda s: s["key"])
-    record = {"lr": best["lr"], "grid": list(grid),
-              "trials": [{k: v for k, v in s.items() if k != "key"} for s in scores]}  # fmt: skip
-    _write_atomic(path, json.dumps(record, indent=1, default=float))
-    return float(best["lr"])
+    return {"lr": best["lr"], "grid": list(grid),
+            "trials": [{k: v for k, v in s.items() if k != "key"} for s in scores]}  # fmt: skip
+
+
+def choose_lr(
+    setup: NetworkSetup,
+    trained_potential: str,
+    cfg: DeepNetworksConfig,
+    cache_dir: str | os.PathLike,
+    device: str,
+    objective: str = "supervised",
+) -> float:
+    """The learning rate of ``(network, potential)``: the grid's only value, or the result of
+    :func:`search_lr`, stored in ``cache_dir/lr/`` so that every run of the sweep, on any
+    machine, uses the same value."""
+    pot = make_potential(trained_potential).name
+    grid = cfg.lr_grid(setup.architecture, pot, objective)
+    if len(grid) == 1:  # nothing to search
+        return float(grid[0])
+    state = _pretrained_state(setup, cfg, cache_dir, device)
+    task = _lr_task(setup, pot, objective, cfg, device)
+    return float(sweep.cached(cache_dir, task, state=state)["lr"])
 
 
 # --------------------------------------------------------------------------- self-supervised
@@ -708,26 +714,37 @@ def analyse(
 def run_one(
     spec: RunSpec, cfg: DeepNetworksConfig, cache_dir: str | os.PathLike, device: str = "cpu"
 ) -> pd.DataFrame:
-    """Run ``spec``: finetune and score the candidates; one row per candidate (:data:`COLUMNS`).
-
-    A run whose loss turns non-finite at the chosen learning rate (:func:`choose_lr`) is
-    repeated from the pretrained network at the next smaller learning rate of the grid, and so
-    on; the ``lr`` column records the one that finished. Runs on ``cfg.threads`` torch CPU
-    threads (restored afterwards) when set."""
+    """Run ``spec`` with the learning rate and pretrained network stored in ``cache_dir``
+    (:func:`choose_lr`, :func:`pretrained_network`; made there when missing) on
+    ``cfg.threads`` torch CPU threads (restored afterwards) when set: :func:`finetune_run`."""
+    setup = cfg.setup(spec.architecture)
+    lr = choose_lr(setup, spec.trained_potential, cfg, cache_dir, device, spec.objective)
+    state = _pretrained_state(setup, cfg, cache_dir, device)
     with cpu_threads(cfg.threads or None):
-        return _run_one(spec, cfg, cache_dir, device)
+        return finetune_run(spec, cfg, device, lr, state)
 
 
-def _run_one(
-    spec: RunSpec, cfg: DeepNetworksConfig, cache_dir: str | os.PathLike, device: str
+def finetune_run(
+    spec: RunSpec,
+    cfg: DeepNetworksConfig,
+    device: str,
+    lr: float | dict,
+    state: dict[str, Tensor] | None = None,
 ) -> pd.DataFrame:
+    """Run ``spec``: finetune the pretrained network (weights ``state``; None: its checkpoint)
+    at ``lr`` (a value, or :func:`search_lr`'s record) and score the candidates; one row per
+    candidate (:data:`COLUMNS`).
+
+    A run whose loss turns non-finite at that learning rate is repeated from the pretrained
+    network at the next smaller learning rate of the grid, and so on; the ``lr`` column records
+    the one that finished (the last one tried, when every one diverged)."""
     start = time.perf_counter()
+    chosen = float(lr["lr"]) if isinstance(lr, dict) else float(lr)
     setup = cfg.setup(spec.architecture)
     if setup.max_epochs is not None:
         cfg = replace(cfg, max_epochs=setup.max_epochs, epochs=min(cfg.epochs, setup.max_epochs))
     n = n_samples(setup)
-    chosen = choose_lr(setup, spec.trained_potential, cfg, cache_dir, device, spec.objective)
-    base = pretrained_network(setup, cfg, cache_dir, device)
+    base = _network(setup, state)
     before = nw.analysed_weights(base, setup.architecture)
     x, y = _finetune_data(setup, n, spec.seed)
     x, y = x.to(device), y.to(device)
@@ -780,10 +797,6 @@ def _run_one(
 # --------------------------------------------------------------------------- the sweep
 
 
-def _run_file(out_dir, spec: RunSpec) -> Path:
-    return Path(out_dir) / "runs" / f"{spec.run_id}.csv"
-
-
 def select_specs(
     cfg: DeepNetworksConfig,
     part: tuple[int, int] = (0, 1),
@@ -807,6 +820,88 @@ def select_specs(
     return specs[i::k]
 
 
+def _resources(cfg: DeepNetworksConfig, device: str) -> dict:
+    """A task's resources: one GPU on ``cuda``, else ``cfg.threads`` (default 1) CPUs."""
+    if device == "cuda":
+        return {"num_cpus": 1, "num_gpus": 1.0}
+    return {"num_cpus": cfg.threads or 1, "num_gpus": 0.0}
+
+
+def _pretrain_task(setup: NetworkSetup, cfg: DeepNetworksConfig, device: str) -> sweep.Task:
+    return sweep.Task(
+        f"pretrained/{setup.architecture}", pretrain, (setup, cfg, device),
+        codec=sweep.torch_codec, is_run=False, **_resources(cfg, device),
+    )  # fmt: skip
+
+
+def _state_dep(setup: NetworkSetup) -> tuple[tuple[str, str], ...]:
+    """The pretraining a task needs (none for a network loaded from its checkpoint)."""
+    if nw.architecture(setup.architecture).pretrained_elsewhere:
+        return ()
+    return (("state", f"pretrained/{setup.architecture}"),)
+
+
+def _lr_task(
+    setup: NetworkSetup, pot: str, objective: str, cfg: DeepNetworksConfig, device: str
+) -> sweep.Task:
+    return sweep.Task(
+        f"lr/{setup.architecture}__{objective}__{pot}", search_lr,
+        (setup, pot, objective, cfg, device), _state_dep(setup), sweep.json_codec,
+        is_run=False, **_resources(cfg, device),
+    )  # fmt: skip
+
+
+def sweep_tasks(
+    cfg: DeepNetworksConfig, specs: Sequence[RunSpec], device: str = "cpu"
+) -> list[sweep.Task]:
+    """The tasks of ``specs``: one run each (``runs/<run_id>.csv``), each needing its network's
+    pretraining (``pretrained/<architecture>.pt``) and, when its grid has more than one
+    learning rate, the search of its (network, objective, potential) (``lr/...json``): these
+    run once, and every seed reuses them."""
+    tasks: dict[str, sweep.Task] = {}
+    for spec in specs:
+        setup = cfg.setup(spec.architecture)
+        deps = _state_dep(setup)
+        if deps:
+            task = _pretrain_task(setup, cfg, device)
+            tasks.setdefault(task.key, task)
+        args = (spec, cfg, device)
+        grid = cfg.lr_grid(spec.architecture, spec.trained_potential, spec.objective)
+        if len(grid) == 1:
+            args += (float(grid[0]),)
+        else:
+            task = _lr_task(setup, spec.trained_potential, spec.objective, cfg, device)
+            tasks.setdefault(task.key, task)
+            deps = (("lr", task.key), *deps)
+        run = sweep.Task(
+            f"runs/{spec.run_id}", finetune_run, args, deps, _RUN_CODEC, **_resources(cfg, device)
+        )
+        tasks[run.key] = run
+    return list(tasks.values())
+
+
+_RUN_CODEC = sweep.table_codec(COLUMNS)
+
+
+def execute_sweep(
+    cfg: DeepNetworksConfig,
+    out_dir: str | os.PathLike,
+    device: str = "cpu",
+    specs: Sequence[RunSpec] | None = None,
+    executor: str | sweep.RayExecutor = "local",
+    progress: bool = False,
+) -> sweep.SweepReport:
+    """Run every spec of ``specs`` (default: all of ``cfg``) whose run file in ``out_dir`` is
+    missing or damaged, with the pretrainings and learning-rate searches they need
+    (:func:`sweep_tasks`), on ``executor`` (``"local"``, or a :class:`mirrorlib.sweep.RayExecutor`);
+    return the report. ``device`` is ``"cpu"`` or ``"cuda"``. Refuses a folder of other
+    settings (:func:`check_folder`)."""
+    check_folder(cfg, out_dir)
+    specs = run_specs(cfg) if specs is None else specs
+    threads = cfg.threads or None
+    return sweep.run_tasks(sweep_tasks(cfg, specs, device), out_dir, executor, progress, threads)
+
+
 def run_sweep(
     cfg: DeepNetworksConfig,
     out_dir: str | os.PathLike,
@@ -814,32 +909,38 @@ def run_sweep(
     part: tuple[int, int] = (0, 1),
     progress: bool = False,
     architectures: Sequence[str] | None = None,
+    executor: str | sweep.RayExecutor = "local",
 ) -> pd.DataFrame:
-    """Run every spec of ``cfg`` not yet done (no ``out_dir/runs/<run_id>.csv``), writing each
-    run's rows atomically as it finishes; return the table of every finished run
-    (:func:`collect`). ``part`` and ``architectures`` select the runs (:func:`select_specs`):
-    ``k`` machines can share a sweep with ``part=(i, k)``. ``device``:
-    ``"auto"`` picks CUDA when available."""
+    """Run the specs of ``cfg`` not yet done (:func:`execute_sweep`) and return the table of
+    every finished run (:func:`collect`). ``part`` and ``architectures`` select the runs
+    (:func:`select_specs`): ``k`` machines without Ray can share a sweep with ``part=(i, k)``.
+    ``device``: ``"auto"`` picks CUDA when available. Raises :class:`RuntimeError` naming the
+    runs that failed (after every other run has finished)."""
     from mirrorlib.book import resolve_device
 
-    device = resolve_device(device)
     specs = select_specs(cfg, part, architectures)
-    _check_folder(cfg, out_dir)
-    for spec in specs:
-        if progress and not _run_file(out_dir, spec).is_file():
-            print(f"running {spec.run_id} on {device}", flush=True)
-        run_spec(spec, cfg, out_dir, device)
+    report = execute_sweep(cfg, out_dir, resolve_device(device), specs, executor, progress)
+    if report.failed:
+        failures = "; ".join(f"{o.key}: {o.error}" for o in report.failed)
+        raise RuntimeError(f"{len(report.failed)} task(s) of the sweep failed: {failures}")
     return collect(out_dir, cfg)
 
 
-def _check_folder(cfg: DeepNetworksConfig, out_dir) -> None:
-    """Record ``cfg`` in ``out_dir/config.json``; refuse a folder holding another config's runs
+def check_folder(cfg: DeepNetworksConfig, out_dir: str | os.PathLike) -> None:
+    """Record ``cfg`` in ``out_dir/config.json``; refuse (:class:`InputError`, one line) a path
+    that is not a folder, a damaged ``config.json``, or a folder holding another config's runs
     (their rows would silently mix with this one's). ``n_seeds`` and the lists of networks and
     objectives may grow: their runs are independent."""
-    path = Path(out_dir) / "config.json"
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir} is not a folder: give a folder for the sweep")
+    path = out_dir / "config.json"
     mine = _fingerprint(cfg)
     if path.is_file():
-        theirs = json.loads(path.read_text())
+        try:
+            theirs = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise InputError(f"damaged {path} ({err}): delete the folder to start again") from None
         if theirs != mine:
             changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise InputError(
@@ -847,7 +948,7 @@ def _check_folder(cfg: DeepNetworksConfig, out_dir) -> None:
                 "another folder, or delete it to start again"
             )
     else:
-        _write_atomic(path, json.dumps(mine, indent=1))
+        sweep.write_atomic(path, json.dumps(mine, indent=1).encode())
 
 
 def _fingerprint(cfg: DeepNetworksConfig) -> dict:
@@ -888,26 +989,17 @@ def network_table(cfg: DeepNetworksConfig) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_spec(
-    spec: RunSpec, cfg: DeepNetworksConfig, out_dir: str | os.PathLike, device: str = "cpu"
-) -> bool:
-    """Run ``spec`` unless ``out_dir/runs/<run_id>.csv`` exists; write its rows atomically.
-    Returns True when it ran."""
-    path = _run_file(out_dir, spec)
-    if path.is_file():
-        return False
-    table = run_one(spec, cfg, out_dir, device)
-    _write_atomic(path, table.to_csv(index=False, lineterminator="\n"))
-    return True
-
-
 def collect(out_dir: str | os.PathLike, cfg: DeepNetworksConfig | None = None) -> pd.DataFrame:
     """Every finished run under ``out_dir/runs/`` as one table (only ``cfg``'s specs when
-    given), sorted by network size, objective, trained potential, seed and candidate."""
+    given), sorted by network size, objective, trained potential, seed and candidate. Each file
+    is checked (:func:`mirrorlib.sweep.read_file`): a damaged one raises
+    :class:`mirrorlib.sweep.DamagedFile` naming it."""
     folder = Path(out_dir) / "runs"
     wanted = {s.run_id for s in run_specs(cfg)} if cfg is not None else None
     frames = [
-        pd.read_csv(f) for f in sorted(folder.glob("*.csv")) if wanted is None or f.stem in wanted
+        sweep.read_file(f, _RUN_CODEC)
+        for f in sorted(folder.glob("*.csv"))
+        if wanted is None or f.stem in wanted
     ]
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
@@ -984,45 +1076,135 @@ def recovery_table(table: pd.DataFrame, column: str = "delta_cdf") -> pd.DataFra
 # --------------------------------------------------------------------------- command line
 
 
+COMMAND_HELP = """\
+Run the deep-network finetuning sweep, or the part of it not yet done.
+
+Each run finetunes one pretrained network with one trained potential and seed, scores every
+candidate potential, and writes its rows to OUT/runs/<run id>.csv: a file that carries its
+checksum, row and column counts, written atomically. A rerun runs only the runs whose file is
+missing or damaged; the pretrained networks and learning-rate searches are stored in OUT too
+and shared by every seed. At the end the recovery table is printed.
+
+Examples:
+  python -m mirrorlib finetune --scale ci --out sweep/
+  python -m mirrorlib finetune --scale paper --device cuda --ray --out sweep/
+  python -m mirrorlib finetune --scale paper --ray auto --out /shared/sweep/
+  python -m mirrorlib finetune --scale paper --part 2/4 --out sweep/
+
+Exit status: 0 every selected run is done, 1 a run failed (named in the summary), 2 bad
+arguments (one line on stderr).
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m mirrorlib finetune``."""
-    parser.add_argument("--scale", choices=sorted(PRESETS), default="ci")
-    parser.add_argument("--out", default="_build/results/deep_networks", help="sweep folder")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--part", default="1/1", help="run slice i of k (1-based), e.g. 2/4")
-    parser.add_argument("--networks", nargs="*", help="only these architectures")
-    parser.add_argument("--seeds", type=int, help="number of seeds (default: the scale's)")
+    parser.add_argument(
+        "--scale", choices=sorted(PRESETS), default="ci",
+        help="ci: minutes on two CPU cores; paper: the paper's protocol (default: ci)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", default="_build/results/deep_networks", metavar="DIR",
+        help="the sweep folder (default: _build/results/deep_networks)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"),
+        help="auto (default): cuda when there is a GPU (with --ray: in the cluster), else cpu",
+    )  # fmt: skip
+    parser.add_argument(
+        "--part", default="1/1", metavar="I/K",
+        help="run only slice I of K (1-based, every K-th run), e.g. 2/4 on the second of four "
+        "machines without Ray (default: 1/1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--networks", nargs="+", metavar="NAME", help="only these networks (default: all)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, metavar="N", help="number of seeds, at least 1 (default: the scale's)"
+    )
+    parser.add_argument(
+        "--threads", type=int, metavar="N",
+        help="torch CPU threads per run, and CPUs per Ray task (default: torch's own; 1 per "
+        "Ray task)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="run each run as a Ray task: without ADDRESS on a Ray started on this machine "
+        "(all its cores and GPUs); with 'auto' or a cluster's address, on that cluster",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ray-results", choices=sweep.RESULT_MODES, default="driver",
+        help="driver (default): results return through Ray and this process writes them; "
+        "shared: each worker writes its own files (OUT on a filesystem every node mounts)",
+    )  # fmt: skip
     parser.add_argument("--list", action="store_true", help="print the run ids and exit")
 
 
 def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
-    """Run (a slice of) the sweep; prints the recovery table. Returns an exit status."""
+    """Run (a slice of) the sweep; print the summary and the recovery table. Returns the exit
+    status: 0 done, 1 a run failed, 2 bad arguments (one line on stderr)."""
+    from mirrorlib.book import BookError
+
     if not isinstance(args, argparse.Namespace):
         parser = argparse.ArgumentParser(prog="python -m mirrorlib.experiments.deep_networks")
         add_arguments(parser)
         args = parser.parse_args(args)
-    overrides = {"n_seeds": args.seeds} if args.seeds else {}
+    try:
+        return _main(args)
+    except (InputError, BookError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
+    from mirrorlib.book import resolve_device
+
+    overrides = {"n_seeds": args.seeds} if args.seeds is not None else {}
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {args.threads}")
+        overrides["threads"] = args.threads
     cfg = config(args.scale, **overrides)
     try:
         i, k = (int(v) for v in args.part.split("/"))
     except ValueError:
         i = k = 0
     if not 1 <= i <= k:
-        print(f"error: --part must be i/k with 1 <= i <= k, got {args.part!r}", file=sys.stderr)
-        return 2
-    try:
-        specs = select_specs(cfg, (i - 1, k), args.networks)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise InputError(f"--part must be i/k with 1 <= i <= k, got {args.part!r}")
+    specs = select_specs(cfg, (i - 1, k), args.networks)
     if args.list:
         for spec in specs:
             print(spec.run_id)
         return 0
-    table = run_sweep(cfg, args.out, args.device, (i - 1, k), True, args.networks)
+    if args.ray is None:
+        executor, device = "local", resolve_device(args.device)
+    check_folder(cfg, args.out)
+    if args.ray is not None:
+        executor = sweep.RayExecutor(None if args.ray == "local" else args.ray, args.ray_results)
+        device = _cluster_device(args.device, executor, cfg, specs, args.out)
+    report = execute_sweep(cfg, args.out, device, specs, executor, progress=True)
+    print(report.format())
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(recovery_table(table).to_string(index=False))
-    return 0
+        print(recovery_table(collect(args.out, cfg)).to_string(index=False))
+    return 1 if report.failed else 0
+
+
+def _cluster_device(
+    device: str, executor: sweep.RayExecutor, cfg, specs: Sequence[RunSpec], out_dir
+) -> str:
+    """``--device`` with ``--ray``: ``auto`` is cuda when the cluster has a GPU; ``cuda``
+    needs one. Ray is not started when every run is done already."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--ray needs Ray: pip install 'mirrorlib[cluster]'") from None
+    runs = [t for t in sweep_tasks(cfg, specs) if t.is_run]
+    if all(sweep.is_stored(t.path(out_dir), t.codec) for t in runs):
+        return "cpu"  # nothing will run
+    executor.connect()
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if device == "cuda" and not gpus:
+        raise InputError("--device cuda, but the Ray cluster has no GPU")
+    return "cuda" if device == "cuda" or (device == "auto" and gpus) else "cpu"
 
 
 if __name__ == "__main__":

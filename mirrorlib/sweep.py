@@ -1,0 +1,645 @@
+"""Sweeps of independent tasks, resumable, on this machine or on a Ray cluster.
+
+A sweep is a list of :class:`Task` s. Each task's result is stored as one file in the sweep
+folder (``<folder>/<key><suffix>``), so a sweep resumes where it stopped: a rerun runs only the
+tasks whose file is missing or damaged (:func:`run_tasks`). A task may need the results of
+others (``deps``, e.g. every seed of a network needs its learning-rate search); those run once,
+before the tasks that need them, and a stored result is read back instead of rerun.
+
+**Files.** Every file starts with one line giving what the rest must be,
+``#mirrorlib-sweep-file sha256=<hex> bytes=<n> rows=<r> columns=<c>``, followed by the data.
+It is written to a temporary file beside its name, fsynced, renamed into place (atomic) and
+its folder fsynced, so a crash or a kill leaves either the old state or the whole file. A file
+whose data is truncated, extended, altered, or whose table has other rows or columns is
+*damaged*: :func:`run_tasks` names it and runs its task again, :func:`read_file` raises
+:class:`DamagedFile` naming it. Nothing is read without its checksum.
+
+**Executors.** ``executor="local"`` runs the tasks one after the other in this process.
+``executor="ray"`` (:class:`RayExecutor`) makes each task a Ray task with its resources
+(``num_gpus`` on a GPU; ``num_cpus`` and as many torch threads on a CPU). A task whose worker
+or node dies is retried by Ray (``max_retries``); a task that raises (its own failure: bad
+data, say) is reported once and not retried; the tasks that need it are reported with it. The
+results reach the folder in one of two modes:
+
+- ``"driver"`` (default): each task's result travels back through Ray and the driver writes
+  its file. The workers need no access to the sweep folder.
+- ``"shared"``: each worker writes its own file into the sweep folder (a filesystem that every
+  node mounts at the same path, e.g. NFS under SLURM), and the driver checks the file when the
+  task finishes. Results then survive the loss of the driver.
+
+In both modes results needed by other tasks travel to them through Ray, never through files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mirrorlib.recovery import InputError
+
+__all__ = [
+    "RESULT_MODES",
+    "Codec",
+    "DamagedFile",
+    "RayExecutor",
+    "SweepReport",
+    "Task",
+    "TaskOutcome",
+    "cached",
+    "execute_chapters",
+    "is_stored",
+    "json_codec",
+    "read_file",
+    "run_tasks",
+    "table_codec",
+    "torch_codec",
+    "write_atomic",
+    "write_file",
+]
+
+RESULT_MODES = ("driver", "shared")
+_MAGIC = b"#mirrorlib-sweep-file"
+
+
+class DamagedFile(InputError):
+    """A sweep file that fails its own check (one line naming the file and what is wrong)."""
+
+
+# --------------------------------------------------------------------------- files
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically and durably: a temporary file in the same folder,
+    flushed and fsynced, renamed over ``path``, then the folder fsynced (so the rename itself
+    survives a crash)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How a task's result becomes the data of its file and back: ``dump(result) -> (bytes,
+    rows, columns)``, ``load(bytes) -> result`` (raising ``ValueError`` when the data does not
+    parse), and ``check(result, rows, columns)`` (``ValueError`` when it disagrees with the
+    header)."""
+
+    suffix: str
+    dump: Callable[[Any], tuple[bytes, int, int]]
+    load: Callable[[bytes], Any]
+    check: Callable[[Any, int, int], None] = lambda result, rows, columns: None
+
+
+def table_codec(columns: Sequence[str]) -> Codec:
+    """A :class:`pandas.DataFrame` with exactly ``columns``, stored as CSV."""
+    columns = list(columns)
+
+    def dump(table: pd.DataFrame) -> tuple[bytes, int, int]:
+        if list(table.columns) != columns:
+            raise ValueError(f"the table's columns {list(table.columns)} are not {columns}")
+        return table.to_csv(index=False, lineterminator="\n").encode(), len(table), len(columns)
+
+    def load(data: bytes) -> pd.DataFrame:
+        return pd.read_csv(io.BytesIO(data))
+
+    def check(table: pd.DataFrame, rows: int, n_columns: int) -> None:
+        if list(table.columns) != columns or n_columns != len(columns):
+            raise ValueError(f"columns {list(table.columns)}, expected {columns}")
+        if len(table) != rows:
+            raise ValueError(f"{len(table)} rows, expected {rows}")
+
+    return Codec(".csv", dump, load, check)
+
+
+def _dump_json(record: Any) -> tuple[bytes, int, int]:
+    return json.dumps(record, indent=1, sort_keys=True, default=float).encode(), 1, 0
+
+
+json_codec = Codec(".json", _dump_json, lambda data: json.loads(data.decode()))
+"""A JSON record (one row, no columns)."""
+
+
+def _dump_torch(obj: Any) -> tuple[bytes, int, int]:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue(), 1, 0
+
+
+def _load_torch(data: bytes) -> Any:
+    import torch
+
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+torch_codec = Codec(".pt", _dump_torch, _load_torch)
+"""A tensor or a dict of tensors (a state dict), stored with ``torch.save``."""
+
+
+def write_file(path: str | os.PathLike, result: Any, codec: Codec) -> None:
+    """Store ``result`` at ``path`` with its header line (checksum, size, rows, columns),
+    atomically and durably (:func:`write_atomic`)."""
+    data, rows, columns = codec.dump(result)
+    digest = hashlib.sha256(data).hexdigest()
+    header = f"{_MAGIC.decode()} sha256={digest} bytes={len(data)} rows={rows} columns={columns}\n"
+    write_atomic(path, header.encode() + data)
+
+
+def read_file(path: str | os.PathLike, codec: Codec) -> Any:
+    """The result stored at ``path`` by :func:`write_file`, after checking its header.
+
+    Raises :class:`DamagedFile` naming the file when it lacks the header, when its data has
+    another size or checksum (truncated, cut after its header, altered), or when the result has
+    other rows or columns than the header says."""
+    path = Path(path)
+    raw = path.read_bytes()
+    line, _, data = raw.partition(b"\n")
+    try:
+        magic, *fields = line.split(b" ")
+        meta = dict(f.decode().split("=", 1) for f in fields)
+        if magic != _MAGIC or set(meta) != {"sha256", "bytes", "rows", "columns"}:
+            raise ValueError("no mirrorlib header line")
+        if len(data) != int(meta["bytes"]):
+            raise ValueError(f"{len(data)} bytes of data, expected {meta['bytes']}")
+        if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+            raise ValueError("checksum mismatch")
+        result = codec.load(data)
+        codec.check(result, int(meta["rows"]), int(meta["columns"]))
+    except Exception as err:  # any failure to parse is damage, named in one line
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise DamagedFile(f"damaged sweep file {path}: {reason}") from None
+    return result
+
+
+def is_stored(path: str | os.PathLike, codec: Codec) -> bool:
+    """True when ``path`` holds a whole, valid result (:func:`read_file` accepts it)."""
+    try:
+        read_file(path, codec)
+    except (OSError, DamagedFile):
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of a sweep: ``fn(*args, **results of deps)``, stored at
+    ``<folder>/<key><suffix>``.
+
+    ``deps`` pairs a parameter of ``fn`` with the key of the task whose result it receives:
+    ``fn(*args, **{name: result of key})``. ``fn`` must be a module-level function (Ray sends
+    it to the workers by reference).
+    ``is_run``: a run of the sweep (counted by the progress bar and the summary), as opposed to
+    a step that runs only because runs need it (a learning-rate search, a pretraining).
+    """
+
+    key: str
+    fn: Callable[..., Any]
+    args: tuple = ()
+    deps: tuple[tuple[str, str], ...] = ()
+    codec: Codec = json_codec
+    num_cpus: int = 1
+    num_gpus: float = 0.0
+    is_run: bool = True
+
+    def path(self, folder: str | os.PathLike) -> Path:
+        """Where the task's result is stored under ``folder``."""
+        return Path(folder) / f"{self.key}{self.codec.suffix}"
+
+    @property
+    def dep_keys(self) -> list[str]:
+        return [key for _, key in self.deps]
+
+
+@dataclass
+class TaskOutcome:
+    """What became of one task: ``status`` is ``"done"`` (ran now), ``"stored"`` (its valid
+    file was already there) or ``"failed"`` (``error`` says why)."""
+
+    key: str
+    status: str
+    seconds: float = 0.0
+    node: str = ""
+    error: str = ""
+
+
+@dataclass
+class SweepReport:
+    """The outcome of every task :func:`run_tasks` looked at, in the order of the tasks."""
+
+    outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
+    runs: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[TaskOutcome]:
+        return [o for o in self.outcomes.values() if o.status == "failed"]
+
+    def ran(self) -> list[str]:
+        """Keys of the tasks that ran in this call."""
+        return [k for k, o in self.outcomes.items() if o.status == "done"]
+
+    def table(self) -> pd.DataFrame:
+        """One row per run: key, status, seconds, node (where it ran) and error."""
+        rows = [vars(o) for k, o in self.outcomes.items() if k in self.runs]
+        return pd.DataFrame(rows, columns=["key", "status", "seconds", "node", "error"])
+
+    def format(self) -> str:
+        """The summary printed after a sweep: runs per status, nodes used, and each failure."""
+        table = self.table()
+        counts = table["status"].value_counts()
+        parts = [f"{counts.get(s, 0)} {s}" for s in ("done", "stored", "failed")]
+        lines = [f"runs: {len(table)} ({', '.join(parts)})"]
+        ran = table[table["status"] == "done"]
+        if len(ran):
+            per_node = ran.groupby("node")["seconds"].agg(["count", "sum"])
+            for node, row in per_node.iterrows():
+                lines.append(f"  node {node or 'local'}: {row['count']} runs, {row['sum']:.0f} s")
+        lines += [f"FAILED {o.key}: {o.error}" for o in self.failed]
+        return "\n".join(self.notes + lines)
+
+
+def _one_line(err: BaseException) -> str:
+    text = (str(err).strip().splitlines() or [""])[-1]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def cached(folder: str | os.PathLike, task: Task, **dep_results: Any) -> Any:
+    """The stored result of ``task`` in ``folder``; when it is missing or damaged, run the task
+    here (with ``dep_results`` as its dependencies' results) and store it."""
+    path = task.path(folder)
+    if path.is_file():
+        try:
+            return read_file(path, task.codec)
+        except DamagedFile as err:
+            print(f"{err}; running it again", file=sys.stderr, flush=True)
+    result = task.fn(*task.args, **dep_results)
+    write_file(path, result, task.codec)
+    return result
+
+
+def _plan(tasks: Sequence[Task], folder: Path, report: SweepReport) -> tuple[list[Task], dict]:
+    """The tasks to run, in dependency order, and the stored results they need.
+
+    A run runs when its file is missing or damaged; another task runs when a task that runs
+    needs it and its own file is missing or damaged."""
+    by_key = {t.key: t for t in tasks}
+    if len(by_key) != len(tasks):
+        raise InputError("two tasks of the sweep have the same key")
+    stored: dict[str, Any] = {}
+    needed: dict[str, Task] = {}
+
+    def load(task: Task) -> bool:
+        path = task.path(folder)
+        if not path.is_file():
+            return False
+        try:
+            stored[task.key] = read_file(path, task.codec)
+        except DamagedFile as err:
+            report.notes.append(f"{err}; running it again")
+            return False
+        return True
+
+    def need(task: Task) -> None:
+        if task.key in needed:
+            return
+        for dep in task.dep_keys:
+            if dep not in by_key:
+                raise InputError(f"task {task.key} needs {dep}, which is not in the sweep")
+            dep_task = by_key[dep]
+            if dep not in stored and dep not in needed and not load(dep_task):
+                need(dep_task)
+        needed[task.key] = task
+
+    for task in tasks:
+        if task.is_run:
+            report.runs.add(task.key)
+            if load(task):
+                report.outcomes[task.key] = TaskOutcome(task.key, "stored")
+                stored.pop(task.key)  # a finished run's result is not needed again here
+            else:
+                need(task)
+    return list(needed.values()), stored
+
+
+class _Progress:
+    """A bar over the runs, with the counts of done, failed and running ones."""
+
+    def __init__(self, total: int, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc="runs", unit="run", disable=not enabled, file=sys.stderr)
+        self.done = self.failed = 0
+
+    def update(self, outcome: TaskOutcome, running: int, is_run: bool) -> None:
+        if is_run:
+            if outcome.status == "failed":
+                self.failed += 1
+            else:
+                self.done += 1
+            self.bar.update(1)
+        self.show(running)
+        if outcome.status == "failed":
+            self.bar.write(f"FAILED {outcome.key}: {outcome.error}", file=sys.stderr)
+
+    def show(self, running: int) -> None:
+        self.bar.set_postfix(done=self.done, failed=self.failed, running=running, refresh=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _dependency_failed(task: Task, outcomes: dict[str, TaskOutcome]) -> str | None:
+    for dep in task.dep_keys:
+        if dep in outcomes and outcomes[dep].status == "failed":
+            return f"needs {dep}, which failed"
+    return None
+
+
+def _run_local(
+    todo: Sequence[Task],
+    stored: dict,
+    folder: Path,
+    report: SweepReport,
+    progress: _Progress,
+    threads: int | None,
+) -> None:
+    from mirrorlib.experiments import cpu_threads
+
+    results = dict(stored)
+    for task in todo:
+        start = time.perf_counter()
+        reason = _dependency_failed(task, report.outcomes)
+        if reason is None:
+            progress.show(running=1)
+            try:
+                with cpu_threads(threads):
+                    result = task.fn(*task.args, **{n: results[k] for n, k in task.deps})
+                write_file(task.path(folder), result, task.codec)
+                results[task.key] = result
+            except Exception as err:  # the task's own failure: reported, the sweep goes on
+                reason = _one_line(err)
+        status = "done" if reason is None else "failed"
+        outcome = TaskOutcome(task.key, status, time.perf_counter() - start, "", reason or "")
+        report.outcomes[task.key] = outcome
+        progress.update(outcome, 0, task.is_run)
+
+
+def _execute_remote(task: Task, folder: str | None, **dep_results: Any) -> tuple[Any, str, float]:
+    """The body of every Ray task: run ``task`` on as many torch threads as it has CPUs
+    (on a CPU); with ``folder`` (shared mode) write its file there. Returns the result, the
+    node it ran on and the seconds it took."""
+    import ray
+    import torch
+
+    start = time.perf_counter()
+    if task.num_gpus == 0:
+        torch.set_num_threads(max(1, int(task.num_cpus)))
+    result = task.fn(*task.args, **dep_results)
+    if folder is not None:
+        write_file(task.path(folder), result, task.codec)
+    node = ray.get_runtime_context().get_node_id()
+    return result, node, time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class RayExecutor:
+    """Run a sweep's tasks as Ray tasks.
+
+    ``address``: ``None`` starts Ray on this machine with all its cores and GPUs; ``"auto"`` or
+    a cluster's address (``host:port``, ``ray://host:10001``) joins a running cluster.
+    ``results``: ``"driver"`` or ``"shared"`` (see the module's docstring). ``max_retries``:
+    how often a task whose worker or node died is started again."""
+
+    address: str | None = None
+    results: str = "driver"
+    max_retries: int = 3
+
+    def __post_init__(self):
+        if self.results not in RESULT_MODES:
+            raise InputError(f"results must be one of {RESULT_MODES}, got {self.results!r}")
+
+    def connect(self) -> None:
+        """Start or join Ray (a no-op when this process is connected already)."""
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=self.address, log_to_driver=True, configure_logging=False)
+
+    def run(
+        self,
+        todo: Sequence[Task],
+        stored: dict,
+        folder: Path,
+        report: SweepReport,
+        progress: _Progress,
+    ) -> None:
+        import ray
+
+        self.connect()
+        remote = ray.remote(_execute_remote)
+        shared = str(folder.resolve()) if self.results == "shared" else None
+        refs: dict[str, Any] = {key: ray.put(value) for key, value in stored.items()}
+        pending: dict[Any, Task] = {}
+        started: dict[str, float] = {}
+        for task in todo:
+            ref = remote.options(
+                num_cpus=task.num_cpus,
+                num_gpus=task.num_gpus,
+                max_retries=self.max_retries,
+                retry_exceptions=False,
+                name=f"mirrorlib:{task.key}",
+            ).remote(task, shared, **{n: refs[k] for n, k in task.deps})
+            refs[task.key] = ref
+            pending[ref] = task
+            started[task.key] = time.perf_counter()
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+            for ref in ready:
+                task = pending.pop(ref)
+                report.outcomes[task.key] = outcome = self._finish(task, ref, folder, started)
+                progress.update(outcome, self._running(pending), task.is_run)
+            if not ready:
+                progress.show(self._running(pending))
+
+    def _finish(self, task: Task, ref, folder: Path, started: dict) -> TaskOutcome:
+        import ray
+        from ray.exceptions import RayTaskError
+
+        try:
+            result, node, seconds = ray.get(ref)
+            if self.results == "driver":
+                write_file(task.path(folder), result, task.codec)
+            else:
+                read_file(task.path(folder), task.codec)  # the worker's file must be whole
+            return TaskOutcome(task.key, "done", seconds, node)
+        except RayTaskError as err:  # the task raised: its own failure, or a failed dependency
+            cause = err.cause
+            if isinstance(cause, RayTaskError):
+                return TaskOutcome(task.key, "failed", error="a task it needs failed")
+            reason = _one_line(cause) if cause is not None else _one_line(err)
+            return TaskOutcome(task.key, "failed", error=reason)
+        except Exception as err:  # its worker died more than max_retries times, a bad file, ...
+            seconds = time.perf_counter() - started[task.key]
+            return TaskOutcome(task.key, "failed", seconds, error=_one_line(err))
+
+    @staticmethod
+    def _running(pending: dict) -> int:
+        """Runs whose inputs are ready and whose results are not, up to the number the
+        cluster's CPUs (GPUs for GPU runs) can hold at once: running, or about to."""
+        import ray
+
+        waiting = {t.key for t in pending.values()}
+        ready = [t for t in pending.values() if t.is_run and not waiting.intersection(t.dep_keys)]
+        if not ready:
+            return 0
+        capacity = ray.cluster_resources()
+        first = ready[0]
+        slots = (
+            capacity.get("GPU", 0) / first.num_gpus
+            if first.num_gpus
+            else capacity.get("CPU", 0) / max(first.num_cpus, 1)
+        )
+        return min(len(ready), int(slots))
+
+
+def run_tasks(
+    tasks: Sequence[Task],
+    folder: str | os.PathLike,
+    executor: str | RayExecutor = "local",
+    progress: bool = False,
+    threads: int | None = None,
+) -> SweepReport:
+    """Run every run of ``tasks`` whose file in ``folder`` is missing or damaged, with the tasks
+    they need (:class:`Task`), and store each result as it arrives; return the report.
+
+    ``executor``: ``"local"`` (one after the other here, on ``threads`` torch threads when
+    given) or a :class:`RayExecutor`. When nothing needs to run, nothing starts (not even Ray).
+    A task that fails is reported in the outcome; the others go on."""
+    folder = Path(folder)
+    report = SweepReport()
+    todo, stored = _plan(tasks, folder, report)
+    for note in report.notes:
+        print(note, file=sys.stderr, flush=True)
+    if not todo:
+        return report
+    bar = _Progress(sum(t.is_run for t in todo), progress)
+    try:
+        if executor == "local":
+            _run_local(todo, stored, folder, report, bar, threads)
+        elif isinstance(executor, RayExecutor):
+            executor.run(todo, stored, folder, report, bar)
+        else:
+            raise InputError(f"unknown executor {executor!r}")
+    finally:
+        bar.close()
+    return report
+
+
+# --------------------------------------------------------------------------- book chapters
+
+
+def _execute_chapter_remote(page, executed_dir: str, parameters: dict, shared: bool):
+    """The body of a chapter's Ray task. Shared mode: execute into the book's own folders.
+    Driver mode: execute into a folder of this worker and return the chapter's run and every
+    file it wrote (executed notebook, tables, figures), as ``{(place, relative path): bytes}``
+    with ``place`` one of ``executed``, ``results``, ``figures``."""
+    import tempfile
+
+    from mirrorlib.book import execute_chapter
+
+    if shared:
+        return execute_chapter(page, Path(executed_dir), parameters), {}
+    with tempfile.TemporaryDirectory(prefix="mirrorlib-chapter-") as tmp:
+        folders = {place: Path(tmp) / place for place in ("executed", "results", "figures")}
+        local = {**parameters, "results_dir": str(folders["results"])}
+        local["figures_dir"] = str(folders["figures"])
+        run = execute_chapter(page, folders["executed"], local)
+        run = replace(run, error=run.error.replace(str(folders["executed"]), executed_dir))
+        files = {
+            (place, str(path.relative_to(folder))): path.read_bytes()
+            for place, folder in folders.items()
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        }
+    return run, files
+
+
+def execute_chapters(
+    pages: Sequence[Any], executed_dir: Path, parameters: dict, executor: RayExecutor
+) -> list:
+    """Execute each chapter of ``pages`` (:class:`mirrorlib.book.Page`) as one Ray task (one
+    CPU, and one GPU when ``parameters["device"]`` is ``cuda``), the way
+    :func:`mirrorlib.book.execute_chapter` does here; return their
+    :class:`mirrorlib.book.ChapterRun` s in the order of ``pages``.
+
+    Every worker needs the book's sources at the same path as here (a shared filesystem, or
+    the same checkout). In driver mode the executed notebook and the tables and figures a
+    chapter wrote travel back through Ray and are written here, atomically, into
+    ``executed_dir``, ``parameters["results_dir"]`` and ``parameters["figures_dir"]``; in
+    shared mode the workers write them there themselves (and a chapter's stored results, such
+    as the deep-network sweep's runs, are reused from one build to the next)."""
+    import ray
+    from tqdm.auto import tqdm
+
+    executor.connect()
+    remote = ray.remote(_execute_chapter_remote)
+    gpus = 1 if parameters.get("device") == "cuda" else 0
+    shared = executor.results == "shared"
+    refs = [
+        remote.options(
+            num_cpus=1, num_gpus=gpus, max_retries=executor.max_retries, name=f"book:{p.name}"
+        ).remote(p, str(executed_dir), parameters, shared)
+        for p in pages
+    ]
+    places = {
+        "executed": Path(executed_dir),
+        "results": Path(parameters["results_dir"]),
+        "figures": Path(parameters["figures_dir"]),
+    }
+    runs: dict[int, Any] = {}
+    index = {ref: i for i, ref in enumerate(refs)}
+    with tqdm(total=len(refs), desc="chapters", unit="chapter", file=sys.stderr) as bar:
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            run, files = ray.get(ready[0])
+            page = pages[index[ready[0]]]
+            for (place, relative), data in files.items():
+                write_atomic(places[place] / relative, data)
+            if files:  # what execute_chapter does to the notebook of the earlier execution
+                target = places["executed"] / f"{page.docname}.ipynb"
+                failed = target.with_name(f"{page.name}.failed.ipynb")
+                (target if run.status == "failed" else failed).unlink(missing_ok=True)
+            if run.status == "failed":
+                bar.write(f"FAILED {run.name}: {run.error}", file=sys.stderr)
+            runs[index[ready[0]]] = run
+            bar.update(1)
+    return [runs[i] for i in range(len(refs))]

@@ -1,0 +1,370 @@
+"""The sweep machinery (mirrorlib.sweep): validated run files, resuming after damage and after a
+SIGKILL, the finetune command's argument errors, and the Ray executor on a real two-node Ray
+cluster started here on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mirrorlib import cli, sweep
+from mirrorlib.experiments import deep_networks as dn
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": ["x", "y", "z"]})
+
+
+CODEC = sweep.table_codec(["a", "b"])
+
+
+def _tiny(**overrides) -> dn.DeepNetworksConfig:
+    """One MLP on sklearn's digits: two runs of a few seconds each."""
+    settings = dict(
+        networks=(
+            dn.NetworkSetup(
+                "mlp-32", "digits", pretrain_data="digits", new_head=False, n_samples=150
+            ),
+        ),  # fmt: skip
+        n_seeds=2, epochs=10, extra_epochs=10, max_epochs=150, stop_at_100=True, batch_size=32,
+        lrs=(0.03,), lr_overrides=(), trained_potentials=("2-norm",), pretrain_epochs=10,
+        pretrain_examples=None, n_boot=20, threads=1, objectives=("supervised",),
+        ssl_networks=(),
+    )  # fmt: skip
+    settings.update(overrides)
+    return dn.config("ci", **settings)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_a_run_file_reads_back_exactly_and_keeps_its_nans(tmp_path):
+    path = tmp_path / "runs" / "r.csv"
+    sweep.write_file(path, _table(), CODEC)
+    pd.testing.assert_frame_equal(sweep.read_file(path, CODEC), _table())
+    assert path.read_bytes().startswith(b"#mirrorlib-sweep-file sha256=")
+    assert [p.name for p in path.parent.iterdir()] == ["r.csv"]  # no temporary file left
+
+
+def _damage(data: bytes, how: str) -> bytes:
+    header, _, body = data.partition(b"\n")
+    return {
+        "truncated": data[:-7],
+        "header only": header + b"\n" + body.split(b"\n")[0] + b"\n",
+        "nan written over a value": data.replace(b"3.0,z", b"nan,z"),
+        "a row added": data + b"4.0,w\n",
+        "no header line": body,
+        "empty": b"",
+    }[how]
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["truncated", "header only", "nan written over a value", "a row added", "no header line",
+     "empty"],
+)  # fmt: skip
+def test_a_damaged_run_file_is_named_in_one_line(tmp_path, how):
+    path = tmp_path / "r.csv"
+    sweep.write_file(path, _table(), CODEC)
+    path.write_bytes(_damage(path.read_bytes(), how))
+    with pytest.raises(sweep.DamagedFile) as err:
+        sweep.read_file(path, CODEC)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert not sweep.is_stored(path, CODEC)
+
+
+def test_a_table_whose_rows_disagree_with_the_header_is_damaged(tmp_path):
+    path = tmp_path / "r.csv"
+    sweep.write_file(path, _table(), sweep.table_codec(["a", "b"]))
+    with pytest.raises(sweep.DamagedFile, match="columns"):
+        sweep.read_file(path, sweep.table_codec(["a", "b", "c"]))
+
+
+# --------------------------------------------------------------------------- the local sweep
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    cfg = _tiny()
+    report = dn.execute_sweep(cfg, out)
+    return cfg, out, report, dn.collect(out, cfg)
+
+
+def test_the_pretraining_runs_once_and_every_run_is_stored(local_sweep):
+    cfg, out, report, table = local_sweep
+    assert report.ran() == ["pretrained/mlp-32", *(f"runs/{s.run_id}" for s in dn.run_specs(cfg))]
+    assert len(table) == 2 * len(dn.CANDIDATES) and not report.failed
+    assert "2 done" in report.format()
+
+
+def test_damaged_run_files_are_rerun_and_collect_names_them(local_sweep, capsys):
+    cfg, out, _, table = local_sweep
+    victim = out / "runs" / f"{dn.run_specs(cfg)[1].run_id}.csv"
+    victim.write_bytes(_damage(victim.read_bytes(), "truncated"))
+    with pytest.raises(sweep.DamagedFile, match=victim.name):
+        dn.collect(out, cfg)
+    report = dn.execute_sweep(cfg, out)
+    assert report.ran() == [f"runs/{victim.stem}"]  # the pretraining is read back, not rerun
+    assert "damaged sweep file" in capsys.readouterr().err
+    again = dn.collect(out, cfg)
+    pd.testing.assert_frame_equal(again.drop(columns="seconds"), table.drop(columns="seconds"))
+    assert dn.execute_sweep(cfg, out).ran() == []
+
+
+def test_a_run_that_fails_on_its_own_is_reported_and_the_others_finish(tmp_path):
+    bad = dn.NetworkSetup("rnn-100", "no-such-data", pretrain_data="digits", new_head=False)
+    cfg = _tiny(networks=(*_tiny().networks, bad), n_seeds=1, pretrain_epochs=1)
+    report = dn.execute_sweep(cfg, tmp_path)
+    failed = {o.key: o.error for o in report.failed}
+    assert list(failed) == ["runs/rnn-100__supervised__2-norm__seed0"]
+    assert "no-such-data" in failed["runs/rnn-100__supervised__2-norm__seed0"]
+    assert report.outcomes["runs/mlp-32__supervised__2-norm__seed0"].status == "done"
+    assert "FAILED runs/rnn-100" in report.format()
+    with pytest.raises(RuntimeError, match="1 task"):
+        dn.run_sweep(cfg, tmp_path)
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seeds", "-1"], "n_seeds must be >= 1, got -1"),
+        (["--seeds", "0"], "n_seeds must be >= 1, got 0"),
+        (["--threads", "0"], "--threads must be at least 1"),
+        (["--part", "3/2"], "--part must be i/k"),
+        (["--networks", "rnn-10000"], "no network(s) rnn-10000"),
+    ],
+)
+def test_finetune_argument_errors_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    assert cli.main(["finetune", "--out", str(tmp_path / "s"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_finetune_refuses_a_file_a_folder_of_other_settings_and_an_absent_gpu(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["finetune", "--out", str(tmp_path / "file")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    dn.check_folder(dn.config("ci", seed=1), tmp_path / "other")
+    assert cli.main(["finetune", "--out", str(tmp_path / "other"), "--device", "cpu"]) == 2
+    assert "holds a sweep with other settings (seed)" in capsys.readouterr().err
+    (tmp_path / "other" / "config.json").write_text('{"seed": ')
+    assert cli.main(["finetune", "--out", str(tmp_path / "other")]) == 2
+    assert "damaged" in capsys.readouterr().err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert cli.main(["finetune", "--out", str(tmp_path / "gpu"), "--device", "cuda"]) == 2
+        err = capsys.readouterr().err
+        assert "--device cuda" in err and err.count("\n") == 1
+        assert not (tmp_path / "gpu").exists()
+
+
+def test_the_cli_has_a_version_and_plain_text_help_for_every_option(capsys):
+    from mirrorlib import __version__
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"mirrorlib {__version__}"
+    with pytest.raises(SystemExit):
+        cli.main(["finetune", "--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and ":func:" not in text and ":class:" not in text
+    parser = cli._build_parser()
+    finetune = parser._subparsers._group_actions[0].choices["finetune"]
+    for action in finetune._actions:
+        assert action.help, f"{action.option_strings} has no help"
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [PY, "-m", "mirrorlib", "finetune", "--scale", "paper", "--seeds", "2000", "--list"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout.readline().startswith(b"rnn-100__")
+    proc.stdout.close()  # as `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and "Traceback" not in err and err == ""
+
+
+# --------------------------------------------------------------------------- SIGKILL
+
+
+def test_a_finetune_killed_mid_run_resumes_with_nothing_lost_or_duplicated(tmp_path):
+    """SIGKILL the command twice (during the first run, then during a later one); the third
+    start finishes the sweep: one valid file per run, every row once."""
+    out = tmp_path / "sweep"
+    argv = [PY, "-m", "mirrorlib", "finetune", "--scale", "ci", "--networks", "rnn-100"]
+    argv += ["--seeds", "1", "--threads", "1", "--device", "cpu", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    runs = out / "runs"
+
+    def kill_when(ready) -> None:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 300
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    kill_when(lambda: (out / "pretrained" / "rnn-100.pt").is_file())
+    kill_when(lambda: len(list(runs.glob("*.csv"))) >= 1)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    cfg = dn.config("ci", n_seeds=1, threads=1)
+    specs = dn.select_specs(cfg, architectures=["rnn-100"])
+    assert sorted(p.stem for p in runs.glob("*.csv")) == sorted(s.run_id for s in specs)
+    for path in runs.glob("*.csv"):
+        sweep.read_file(path, sweep.table_codec(dn.COLUMNS))  # raises on a damaged file
+    table = dn.collect(out, cfg)
+    assert len(table) == len(specs) * len(dn.CANDIDATES)
+    keys = ["architecture", "objective", "trained_potential", "seed", "candidate"]
+    assert not table.duplicated(keys).any()
+
+
+# --------------------------------------------------------------------------- Ray
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A head and a second node on 127.0.0.1, one CPU each."""
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install mirrorlib[cluster])")
+    from ray.cluster_utils import Cluster
+
+    saved = {k: os.environ.get(k) for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "PYTHONPATH")}
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep every node on 127.0.0.1
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [saved["PYTHONPATH"]])])
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    worker = cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address)
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+    try:
+        yield cluster, worker
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _ci_two_networks() -> tuple[dn.DeepNetworksConfig, list[dn.RunSpec]]:
+    cfg = dn.config("ci", n_seeds=1, threads=1, objectives=("supervised",))
+    return cfg, dn.select_specs(cfg, architectures=["rnn-100", "mlp-32"])
+
+
+@pytest.fixture(scope="module")
+def sequential_ci(tmp_path_factory):
+    cfg, specs = _ci_two_networks()
+    out = tmp_path_factory.mktemp("sequential")
+    assert not dn.execute_sweep(cfg, out, "cpu", specs).failed
+    return dn.collect(out, cfg)
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Bitwise equal, but for the timing column."""
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"),
+                                  check_exact=True)  # fmt: skip
+
+
+def test_the_ray_sweep_runs_on_both_nodes_and_equals_the_sequential_one(
+    ray_cluster, sequential_ci, tmp_path
+):
+    cluster, worker = ray_cluster
+    cfg, specs = _ci_two_networks()
+    executor = sweep.RayExecutor(cluster.address, results="driver")
+    report = dn.execute_sweep(cfg, tmp_path, "cpu", specs, executor)
+    assert not report.failed, report.format()
+    nodes = {o.node for o in report.outcomes.values() if o.status == "done"}
+    assert nodes == {cluster.head_node.node_id, worker.node_id}  # tasks ran on each node
+    _same(dn.collect(tmp_path, cfg), sequential_ci)
+    # driver mode: the tasks carry no path of the sweep folder, the driver wrote every file
+    from ray import cloudpickle
+
+    for task in dn.sweep_tasks(cfg, specs):
+        assert str(tmp_path).encode() not in cloudpickle.dumps(task)
+    assert dn.execute_sweep(cfg, tmp_path, "cpu", specs, executor).ran() == []  # nothing left
+
+
+def test_killing_a_node_mid_sweep_loses_nothing(ray_cluster, sequential_ci, tmp_path):
+    """Shared mode (the workers write the files); the second node is killed as soon as the
+    first run has finished, and the sweep completes on the head."""
+    cluster, worker = ray_cluster
+    cfg, specs = _ci_two_networks()
+    runs = tmp_path / "runs"
+
+    def kill_worker() -> None:
+        while not list(runs.glob("*.csv")):
+            time.sleep(0.05)
+        cluster.remove_node(worker, allow_graceful=False)
+
+    killer = threading.Thread(target=kill_worker, daemon=True)
+    killer.start()
+    executor = sweep.RayExecutor(cluster.address, results="shared")
+    report = dn.execute_sweep(cfg, tmp_path, "cpu", specs, executor)
+    killer.join(timeout=1)
+    assert not killer.is_alive() and worker.node_id not in {n["NodeID"] for n in _alive()}
+    assert not report.failed, report.format()
+    assert sorted(p.stem for p in runs.glob("*.csv")) == sorted(s.run_id for s in specs)
+    table = dn.collect(tmp_path, cfg)  # every file is checked
+    keys = ["architecture", "trained_potential", "seed", "candidate"]
+    assert not table.duplicated(keys).any()
+    _same(table, sequential_ci)
+    assert dn.execute_sweep(cfg, tmp_path, "cpu", specs, executor).ran() == []
+
+
+def _alive() -> list[dict]:
+    import ray
+
+    return [n for n in ray.nodes() if n["Alive"]]
+
+
+def _tiny_book(folder: Path) -> Path:
+    """tests/data/tiny_book with the real _config.yml and bibliography (as in test_book.py)."""
+    shutil.copytree(REPO / "tests" / "data" / "tiny_book", folder)
+    shutil.copy2(REPO / "_config.yml", folder / "_config.yml")
+    shutil.copy2(REPO / "book" / "references.bib", folder / "book" / "references.bib")
+    return folder
+
+
+def test_the_book_runs_each_chapter_as_a_ray_task_and_the_driver_builds_the_html(
+    ray_cluster, tmp_path
+):
+    from mirrorlib.book import run_book
+
+    cluster, _ = ray_cluster
+    root = _tiny_book(tmp_path / "ray")
+    report = run_book(root, "ci", device="cpu", ray=sweep.RayExecutor(cluster.address))
+    assert not report.failed, report.format()
+    assert report.html_status == "ok" and (root / "_build" / "html" / "index.html").is_file()
+    assert list((root / "_build" / "figures" / "ci").glob("*.png"))
+    here = _tiny_book(tmp_path / "here")
+    assert not run_book(here, "ci", device="cpu", html=False).failed
+
+    def tables(book: Path) -> dict[str, bytes]:
+        folder = book / "_build" / "results" / "ci"
+        return {p.name: p.read_bytes() for p in folder.glob("*.csv") if p.stem != "book_timing"}
+
+    assert tables(root) and tables(root) == tables(here)  # gathered from the worker, unchanged
