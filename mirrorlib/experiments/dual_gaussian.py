@@ -16,7 +16,9 @@ The pieces, each a function here, checked by the chapter and the tests:
 - :func:`row_space_residual`: the part of a dual change outside ``row(X)`` (a);
 - :func:`fit_mirror_descent`: mirror descent to interpolation (the Fig 2 trainer
   :func:`mirrorlib.experiments.linear_regression.train_batched`, all learning rates at once);
-- :func:`bregman_projection`: ``w*`` by damped Newton on the dual problem in ``a`` (N unknowns);
+- :func:`bregman_projection`: ``w*`` by damped Newton on the dual problem in ``a`` (N unknowns),
+  each step solved matrix-free by conjugate gradients in float32; the reference
+  :func:`bregman_projection_dense` forms and solves the ``N x N`` Hessian in float64;
 - :func:`bregman_projection_scipy`: ``w*`` by a generic constrained solver (SLSQP) (b);
 - :func:`linearised_solution`: ``w*`` with the mirror map replaced by its tangent at ``w0``,
   ``w_lin = w0 + H0^-1 X^T (X H0^-1 X^T)^-1 (y - X w0)``, ``H0 = diag(phi''(w0))`` (c);
@@ -28,8 +30,12 @@ The experiments return tidy tables: :func:`run_implicit_bias` (a, b), :func:`run
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -44,6 +50,7 @@ from mirrorlib.experiments.linear_regression import delta_cdf_null, train_batche
 from mirrorlib.optim import MirrorDescent
 from mirrorlib.potentials import NegativeEntropy, Potential, potential
 from mirrorlib.recovery import InputError
+from mirrorlib.results import read_table, write_table
 from mirrorlib.stats import delta_cdf, delta_cdf_floor
 
 __all__ = [
@@ -52,6 +59,7 @@ __all__ = [
     "PRESETS",
     "Projection",
     "bregman_projection",
+    "bregman_projection_dense",
     "bregman_projection_scipy",
     "config",
     "dual_change_histograms",
@@ -62,6 +70,7 @@ __all__ = [
     "linearised_solution",
     "relative_change_prediction",
     "row_space_residual",
+    "clt_point",
     "run_clt",
     "run_deep",
     "run_implicit_bias",
@@ -136,20 +145,18 @@ PRESETS: dict[str, DualGaussianConfig] = {
         lin_dim=1000,
         lin_ratios=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
         lin_seeds=10,
-        clt_dims=tuple(int(d) for d in np.logspace(2, np.log10(2e4), 10).astype(int))[:-1],
-        clt_seeds=5,
+        clt_dims=tuple(int(d) for d in np.logspace(2, np.log10(2e4), 10).astype(int)),
+        clt_seeds=30,
         widths=(64, 256, 1024, 2048),
         deep_seeds=3,
         pretrain_epochs=20,
     ),
 }
-"""``ci``: about a minute on 2 CPU cores. ``paper``: more seeds and sizes: the paper's grid of
-``D`` for the central-limit scan up to ``D = 11450`` (its last point, ``D = 20000``, is left
-out: there an exact projection with ``N = D^0.75 = 1681`` takes minutes of Newton steps, each
-forming an ``N x N`` Hessian from ``N^2 D = 5.7e10`` multiply-adds, and the scan over three
-input laws, ten seeds and three potentials ran for over an hour on two CPU cores for the first
-input law alone), 5 seeds; ``D = 1000`` for the ``N / D`` scan; widths up to 2048. Everything
-runs on the CPU."""
+"""``ci``: about a minute on 2 CPU cores. ``paper``: more seeds and sizes: the central-limit
+scan on Fig 2's grid (10 ``D`` from 100 to 20000, ``N = D^0.5`` and ``D^0.75``, 30 seeds);
+``D = 1000`` for the ``N / D`` scan; widths up to 2048. Everything runs on the CPU; the exact
+projections by matrix-free Newton-CG (:func:`bregman_projection`). Its tables, with their
+provenance, are stored in ``results/paper/dual_gaussian/`` (:mod:`mirrorlib.stored`)."""
 
 
 def config(scale: str = "ci", **overrides) -> DualGaussianConfig:
@@ -232,7 +239,7 @@ def linearised_solution(X: Tensor, y: Tensor, w0: Tensor, potential_: str | Pote
 
         w_lin = w0 + H0^-1 X^T (X H0^-1 X^T)^-1 (y - X w0),
 
-    which is also the first full Newton step of :func:`bregman_projection` from ``a = 0``.
+    which is also the first full Newton step of :func:`bregman_projection_dense` from ``a = 0``.
     Exact for the 2-norm.
     """
     pot = potential(potential_)
@@ -266,8 +273,40 @@ def bregman_projection(
     max_iter: int = 300,
     accept: float = 1e-7,
     stall: int = 40,
+    cg_dtype: torch.dtype = torch.float32,
 ) -> Projection:
-    """``w* = argmin D_phi(w, w0)`` s.t. ``X w = y``, by damped Newton on the dual problem.
+    """``w* = argmin D_phi(w, w0)`` s.t. ``X w = y``: matrix-free Newton-CG on the dual problem.
+
+    The dual problem, its gradient ``X w(a) - y`` and the stopping rules are those of the
+    reference :func:`bregman_projection_dense`, which it is tested against. Each Newton
+    direction solves ``X diag(h) X^T s = grad`` by conjugate gradients, never forming the
+    ``N x N`` matrix: one product costs ``2 N D`` multiply-adds (in ``cg_dtype``), against
+    ``N^2 D`` to form it. The solve stops at a relative residual
+    ``min(0.5, sqrt(||grad|| / ||y||))``, floored at ``1e-3`` (inexact Newton). The curvature
+    ``h_i`` is the secant of the separable map ``w_i(theta_i)`` between the last two iterates
+    (the tangent ``1 / phi''(w_i)`` on the first step and where ``theta_i`` barely moved): for
+    the 3-norm, whose ``w = sign(theta) |theta|^(1/2)`` makes tangent Newton overshoot every
+    ``theta_i`` near 0 to ``-theta_i`` and stall, the secant lands on it. ``a``, ``w(a)``, the
+    gradient and the Armijo test stay in float64, so ``X w = y`` is met to ``tol`` as before.
+    """
+    pot = potential(potential_)
+    X, y, w0 = X.double(), y.double(), w0.double()
+    with cpu_threads(1 if X.shape[0] * X.shape[1] < CG_SMALL_WORK else None):
+        return _newton(X, y, w0, pot, tol, max_iter, accept, stall, X.to(cg_dtype))
+
+
+def bregman_projection_dense(
+    X: Tensor,
+    y: Tensor,
+    w0: Tensor,
+    potential_: str | Potential,
+    tol: float = 1e-11,
+    max_iter: int = 300,
+    accept: float = 1e-7,
+    stall: int = 40,
+) -> Projection:
+    """``w* = argmin D_phi(w, w0)`` s.t. ``X w = y``, by damped Newton on the dual problem: the
+    reference that :func:`bregman_projection` is checked against.
 
     The optimality conditions are ``grad_phi(w*) = grad_phi(w0) + X^T a`` and ``X w* = y``.
     With ``w(a) = (grad_phi)^-1(grad_phi(w0) + X^T a)`` (signs of ``w0`` kept for negative
@@ -275,10 +314,11 @@ def bregman_projection(
 
         psi(a) = sum_i phi*(theta0_i + (X^T a)_i) - a . y,   phi*(t) = t w(t) - phi(w(t)),
 
-    with gradient ``X w(a) - y`` and Hessian ``X diag(1/phi''(w)) X^T``. Newton steps with
-    Armijo backtracking from ``a = 0`` until ``max |X w - y| <= tol`` (or ``max_iter`` steps,
-    or no decrease is possible in floating point, or the residual has not fallen by 10 % in
-    ``stall`` steps). ``converged``: ``max |X w - y| <= accept``.
+    with gradient ``X w(a) - y`` and Hessian ``X diag(1/phi''(w)) X^T``, formed (``N^2 D``
+    multiply-adds) and solved exactly in float64. Newton steps with Armijo backtracking from
+    ``a = 0`` until ``max |X w - y| <= tol`` (or ``max_iter`` steps, or no decrease is possible
+    in floating point, or the residual has not fallen by 10 % in ``stall`` steps).
+    ``converged``: ``max |X w - y| <= accept``.
     It is False when no interpolating ``w`` exists in the potential's domain (negative entropy:
     none has the signs of ``w0``; ``psi`` is then unbounded below). The 3-norm's ``phi*`` has
     an infinite second derivative at 0, so Newton slows down near the end: ``accept`` is looser
@@ -288,7 +328,7 @@ def bregman_projection(
     X, y, w0 = X.double(), y.double(), w0.double()
     small = X.shape[0] ** 2 * X.shape[1] < SMALL_WORK
     with cpu_threads(1 if small else None):
-        return _newton(X, y, w0, pot, tol, max_iter, accept, stall)
+        return _newton(X, y, w0, pot, tol, max_iter, accept, stall, None)
 
 
 SMALL_WORK = 1 << 27
@@ -296,13 +336,57 @@ SMALL_WORK = 1 << 27
 ``sqrt`` of it, the computations run on one CPU thread: for small problems, torch's threads
 cost more in synchronisation than they save (and stall on a busy machine)."""
 
+CG_SMALL_WORK = 1 << 26
+"""Below this many multiply-adds per product with ``X`` (``N D``), Newton-CG runs on one CPU
+thread (see :data:`SMALL_WORK`)."""
+
+CG_MIN_RTOL = 1e-3
+"""Floor of the conjugate-gradient solve's relative residual: tighter solves cost more
+products than the Newton steps they save, and float32 products stop helping near ``1e-6``."""
+
+
+def _conjugate_gradient(matvec, b: Tensor, rtol: float, max_iter: int) -> Tensor:
+    """``x`` with ``||A x - b|| <= rtol ||b||`` for the positive semi-definite ``A = matvec``,
+    from ``x = 0`` (at most ``max_iter`` products; stops early if a direction has no
+    curvature)."""
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = r.clone()
+    rr = float(r @ r)
+    stop = rtol**2 * rr
+    for _ in range(max_iter):
+        Ap = matvec(p)
+        curvature = float(p @ Ap)
+        if not curvature > 0:
+            break
+        alpha = rr / curvature
+        x.add_(p, alpha=alpha)
+        r.sub_(Ap, alpha=alpha)
+        rr_new = float(r @ r)
+        if rr_new <= stop:
+            break
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x if bool(x.any()) else b.clone()
+
 
 def _newton(
-    X: Tensor, y: Tensor, w0: Tensor, pot: Potential, tol, max_iter, accept, stall
+    X: Tensor,
+    y: Tensor,
+    w0: Tensor,
+    pot: Potential,
+    tol,
+    max_iter,
+    accept,
+    stall,
+    X_cg: Tensor | None,
 ) -> Projection:
-    """The Newton iteration of :func:`bregman_projection` (arguments already checked)."""
+    """The Newton iteration of both projections (arguments already checked): dense float64
+    solves when ``X_cg`` is None, else Newton-CG with products by ``X_cg`` and secant
+    curvature (:func:`bregman_projection`)."""
     sign = torch.sign(w0)
     theta0 = pot.to_dual(w0)
+    y_norm = max(float(y.norm()), 1e-300)
 
     def at(a: Tensor) -> tuple[Tensor, Tensor, float]:
         theta = theta0 + X.T @ a
@@ -311,29 +395,46 @@ def _newton(
         return theta, w, psi
 
     a = torch.zeros(X.shape[0], dtype=torch.float64)
-    _, w, psi = at(a)
+    theta, w, psi = at(a)
+    previous: tuple[Tensor, Tensor] | None = None
     residual = float((X @ w - y).abs().max())
     history = [residual]
     for iteration in range(1, max_iter + 1):
         if residual <= tol:
             return Projection(w, a, iteration - 1, residual, True)
         grad = X @ w - y
-        hess = (X * _inverse_curvature(pot, w)) @ X.T
-        try:
-            step = torch.linalg.solve(hess, grad)
-        except RuntimeError:
-            break
+        curvature = _inverse_curvature(pot, w)
+        if X_cg is None:
+            hess = (X * curvature) @ X.T
+            try:
+                step = torch.linalg.solve(hess, grad)
+            except RuntimeError:
+                break
+        else:
+            if previous is not None:
+                d_theta, d_w = theta - previous[0], w - previous[1]
+                moved = d_theta.abs() > 1e-6 * theta.abs()
+                secant = d_w / torch.where(moved, d_theta, torch.ones_like(d_theta))
+                curvature = torch.where(moved, secant.clamp(0.0, 1e12), curvature)
+            h = curvature.to(X_cg.dtype)
+
+            def matvec(v: Tensor, h: Tensor = h) -> Tensor:
+                return (X_cg @ (h * (X_cg.T @ v.to(X_cg.dtype)))).double()
+
+            rtol = max(min(0.5, math.sqrt(float(grad.norm()) / y_norm)), CG_MIN_RTOL)
+            step = _conjugate_gradient(matvec, grad, rtol, 10 * X.shape[0] + 10)
         slope = float(grad @ step)
         t = 1.0
         while t > 1e-12:
-            _, w_new, psi_new = at(a - t * step)
+            theta_new, w_new, psi_new = at(a - t * step)
             if math.isfinite(psi_new) and psi_new <= psi - 1e-4 * t * slope:
                 break
             t *= 0.5
         else:  # no decrease: rounding, or an unbounded dual
             return Projection(w, a, iteration, residual, residual <= accept)
+        previous = (theta, w)
         a = a - t * step
-        w, psi = w_new, psi_new
+        theta, w, psi = theta_new, w_new, psi_new
         residual = float((X @ w - y).abs().max())
         history.append(residual)
         if len(history) > stall and residual > 0.9 * history[-1 - stall]:
@@ -572,54 +673,82 @@ def run_linearisation(cfg: DualGaussianConfig | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_clt(cfg: DualGaussianConfig | None = None) -> pd.DataFrame:
+def clt_point(cfg: DualGaussianConfig, kind: str, D: int, alpha: float, seed: int) -> list[dict]:
+    """The rows of :func:`run_clt` for one input law, ``D``, ``alpha`` and seed: one problem,
+    its exact projection for each potential."""
+    p = INPUT_KINDS[kind]
+    floor = delta_cdf_floor(D)
+    null = floor if p is None else delta_cdf_null(D, p)
+    N = int(np.power(float(D), float(alpha)))
+    X, y, w0 = _problem(kind, N, D, cfg.seed, _CLT, N, D, seed)
+    rows = []
+    for name in cfg.potentials:
+        pot = potential(name)
+        proj = bregman_projection(X, y, w0, pot)
+        stats = {"delta_cdf": math.nan, "relative_change": math.nan}
+        stats["relative_dual_change"] = math.nan
+        if proj.converged:
+            stats = _dual_stats(pot, w0, proj.w)
+        head = {"inputs": kind, "D": D, "alpha": float(alpha), "N": N, "seed": seed}
+        rows.append(
+            head
+            | {"potential": pot.name, "converged": proj.converged}
+            | stats
+            | {
+                "prediction": math.sqrt(2 * N / D),
+                "prediction_lin": relative_change_prediction(w0, pot, N, input_variance(kind)),
+                "floor": floor,
+                "null": null,
+            }
+        )
+    return rows
+
+
+def run_clt(
+    cfg: DualGaussianConfig | None = None, checkpoint_dir: str | os.PathLike | None = None
+) -> pd.DataFrame:
     """(d) and (f): the dual change's Delta-CDF and relative size as ``D`` grows, ``N = D^alpha``.
 
     For each input law of ``clt_inputs``, ``D`` of ``clt_dims``, ``alpha``, seed and potential,
-    the exact projection :func:`bregman_projection` (the point mirror descent converges to).
-    Columns ``inputs, D, alpha, N, seed, potential, converged, delta_cdf, relative_change``
-    (``||w* - w0|| / ||w0||``), ``relative_dual_change``, ``prediction = sqrt(2 N / D)``,
-    ``prediction_lin`` (:func:`relative_change_prediction`), ``floor`` and ``null`` (as in
-    :func:`run_linearisation`).
+    the exact projection :func:`bregman_projection` (the point mirror descent converges to;
+    :func:`clt_point`). Columns ``inputs, D, alpha, N, seed, potential, converged, delta_cdf,
+    relative_change`` (``||w* - w0|| / ||w0||``), ``relative_dual_change``,
+    ``prediction = sqrt(2 N / D)``, ``prediction_lin`` (:func:`relative_change_prediction`),
+    ``floor`` and ``null`` (as in :func:`run_linearisation`).
+
+    Seeds run one after the other, every cell for each. With ``checkpoint_dir``, each finished
+    seed's rows are written there (``clt_<settings>_seed<s>.csv``) and read back instead of
+    recomputed, so an interrupted run resumes where it stopped.
     """
     cfg = cfg or config("ci")
-    rows = []
-    for kind in cfg.clt_inputs:
-        p = INPUT_KINDS[kind]
-        var = input_variance(kind)
-        for D in sorted(int(d) for d in cfg.clt_dims):
-            floor = delta_cdf_floor(D)
-            null = floor if p is None else delta_cdf_null(D, p)
-            for alpha in cfg.clt_alphas:
-                N = int(np.power(float(D), float(alpha)))
-                for s in range(cfg.clt_seeds):
-                    X, y, w0 = _problem(kind, N, D, cfg.seed, _CLT, N, D, s)
-                    for name in cfg.potentials:
-                        pot = potential(name)
-                        proj = bregman_projection(X, y, w0, pot)
-                        stats = {"delta_cdf": math.nan, "relative_change": math.nan}
-                        stats["relative_dual_change"] = math.nan
-                        if proj.converged:
-                            stats = _dual_stats(pot, w0, proj.w)
-                        rows.append(
-                            {
-                                "inputs": kind,
-                                "D": D,
-                                "alpha": float(alpha),
-                                "N": N,
-                                "seed": s,
-                                "potential": pot.name,
-                                "converged": proj.converged,
-                            }
-                            | stats
-                            | {
-                                "prediction": math.sqrt(2 * N / D),
-                                "prediction_lin": relative_change_prediction(w0, pot, N, var),
-                                "floor": floor,
-                                "null": null,
-                            }
-                        )
-    return pd.DataFrame(rows)
+    folder = None if checkpoint_dir is None else Path(checkpoint_dir)
+    key = hashlib.sha1(
+        repr((cfg.potentials, cfg.clt_dims, cfg.clt_alphas, cfg.clt_inputs, cfg.seed)).encode()
+    ).hexdigest()[:12]
+    frames = []
+    for s in range(cfg.clt_seeds):
+        name = f"clt_{key}_seed{s}"
+        if folder is not None and (folder / f"{name}.csv").is_file():
+            frames.append(read_table(folder, name))
+            continue
+        rows = [
+            row
+            for kind in cfg.clt_inputs
+            for D in sorted(int(d) for d in cfg.clt_dims)
+            for alpha in cfg.clt_alphas
+            for row in clt_point(cfg, kind, D, float(alpha), s)
+        ]
+        frames.append(pd.DataFrame(rows))
+        if folder is not None:
+            write_table(frames[-1], folder, name)
+    table = pd.concat(frames, ignore_index=True)
+    order = {kind: i for i, kind in enumerate(cfg.clt_inputs)}
+    table = table.sort_values(
+        ["inputs", "D", "alpha", "seed"],
+        key=lambda c: c.map(order) if c.name == "inputs" else c,
+        kind="stable",
+    )
+    return table.reset_index(drop=True)
 
 
 HIST_EDGES = np.linspace(-5.0, 5.0, 51)
@@ -838,3 +967,53 @@ def _deep_width(
             if s == 0:
                 hist = _histogram(diff / diff.std(ddof=1))
                 hists.append(hist.assign(width=width, potential=pot.name))
+
+
+# --------------------------------------------------------------------------------------------
+# Stored paper-scale results
+
+STORED_CHAPTER = "dual_gaussian"
+"""The chapter's folder in :data:`mirrorlib.stored.STORED_ROOT`."""
+
+STORE_COMMAND = (
+    'python -c "from mirrorlib.experiments import dual_gaussian as dg; dg.store_paper()"'
+)
+"""The command that runs the ``paper`` preset and stores its tables (:func:`store_paper`)."""
+
+
+def store_paper(
+    checkpoint_dir: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    note: str = "",
+    command: str = STORE_COMMAND,
+    tables: tuple[str, ...] = ("clt", "linearisation", "implicit_bias", "deep"),
+) -> dict[str, float]:
+    """Run the ``paper`` preset and store each table as soon as it is done, with its wall time
+    (:func:`mirrorlib.stored.write_stored`; ``root`` defaults to ``results/paper/``): ``clt``
+    (resumable through ``checkpoint_dir``, see :func:`run_clt`), ``linearisation``,
+    ``implicit_bias``, ``deep`` and ``deep_histograms`` (those of ``tables``). Returns the wall
+    time of each."""
+    from mirrorlib.stored import write_stored
+
+    cfg = config("paper")
+    runs = {
+        "clt": lambda: run_clt(cfg, checkpoint_dir),
+        "linearisation": lambda: run_linearisation(cfg),
+        "implicit_bias": lambda: run_implicit_bias(cfg),
+        "deep": lambda: run_deep(cfg),
+    }
+    times = {}
+    unknown = sorted(set(tables) - set(runs))
+    if unknown:
+        raise InputError(f"unknown table(s) {unknown}; choose from {list(runs)}")
+    for name in tables:
+        run = runs[name]
+        start = time.perf_counter()
+        result = run()
+        times[name] = time.perf_counter() - start
+        names = (name, f"{name}_histograms") if name == "deep" else (name,)
+        tables = result if name == "deep" else (result,)
+        for table_name, table in zip(names, tables, strict=True):
+            wall = times[name]
+            write_stored(table, STORED_CHAPTER, table_name, command, wall, note=note, root=root)
+    return times

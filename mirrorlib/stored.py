@@ -1,0 +1,167 @@
+"""Stored paper-scale results: compact tables with their provenance, shipped with the book.
+
+A book built at ``ci`` scale reruns every experiment small and shows, beside it, what the
+paper's protocol gave, read from ``results/paper/<chapter>/``. Each table is a gzip-compressed
+CSV, ``<name>.csv.gz``, with per-seed values (nothing that can be recomputed from them, such
+as raw histograms), and a provenance record ``<name>.json``: the git commit, the command that
+wrote it, the device, the torch version, the date and the wall time. :func:`write_stored`
+writes both (atomically); :func:`read_stored` returns the table and its :class:`Provenance`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from mirrorlib.results import _check_name, _write_atomic
+
+__all__ = [
+    "Provenance",
+    "STORED_ROOT",
+    "describe_device",
+    "git_commit",
+    "read_stored",
+    "store_paper_scale",
+    "write_stored",
+]
+
+STORED_ROOT = Path(__file__).resolve().parents[1] / "results" / "paper"
+"""The folder of stored paper-scale results, ``results/paper/`` at the repository's root."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a stored table comes from. ``commit`` ends in ``-dirty`` when the working tree
+    had uncommitted changes; ``wall_time_s`` is the time the table's computation took;
+    ``note`` says anything a reader needs to weigh it (a shared machine, say)."""
+
+    commit: str
+    command: str
+    device: str
+    torch_version: str
+    date: str
+    wall_time_s: float
+    note: str = ""
+
+
+def git_commit(folder: str | os.PathLike | None = None) -> str:
+    """The commit checked out at ``folder`` (default: this package's repository), with
+    ``-dirty`` if tracked files differ from it; ``"unknown"`` outside a git checkout."""
+    cwd = Path(folder) if folder is not None else Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if status else "")
+
+
+def describe_device(device: str | torch.device = "cpu") -> str:
+    """The device in words: the GPU's name, or the CPU's model and its core count."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu: {model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def _paths(root: Path, chapter: str, name: str) -> tuple[Path, Path]:
+    _check_name(chapter)
+    _check_name(name, ".csv", ".csv.gz", ".json")
+    folder = root / chapter
+    return folder / f"{name}.csv.gz", folder / f"{name}.json"
+
+
+def write_stored(
+    table: pd.DataFrame,
+    chapter: str,
+    name: str,
+    command: str,
+    wall_time_s: float,
+    device: str | torch.device = "cpu",
+    note: str = "",
+    root: str | os.PathLike | None = None,
+) -> Provenance:
+    """Store ``table`` as ``root/chapter/name.csv.gz`` with its provenance ``name.json``.
+
+    The gzip stream carries no file name or time stamp, so the same table gives the same
+    bytes. Returns the provenance written.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"write_stored takes a pandas DataFrame, got {type(table).__name__}")
+    csv_path, json_path = _paths(Path(root) if root is not None else STORED_ROOT, chapter, name)
+    provenance = Provenance(
+        commit=git_commit(),
+        command=command,
+        device=describe_device(device),
+        torch_version=torch.__version__,
+        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        wall_time_s=round(float(wall_time_s), 1),
+        note=note,
+    )
+    text = table.to_csv(index=False, lineterminator="\n").encode()
+
+    def write_csv(tmp: Path) -> None:
+        with open(tmp, "wb") as raw, gzip.GzipFile("", "wb", 9, raw, mtime=0) as gz:
+            gz.write(text)
+
+    _write_atomic(csv_path, write_csv)
+    record = json.dumps(asdict(provenance), indent=2) + "\n"
+    _write_atomic(json_path, lambda tmp: tmp.write_text(record))
+    return provenance
+
+
+BOOK_COMMAND = "python -m mirrorlib book --scale paper --chapters {chapter}"
+"""The command recorded for tables a chapter stores while the book is built at ``paper`` scale."""
+
+
+def store_paper_scale(
+    scale: str,
+    table: pd.DataFrame,
+    chapter: str,
+    name: str,
+    wall_time_s: float,
+    device: str | torch.device = "cpu",
+) -> Provenance | None:
+    """In a chapter: store ``table`` (:func:`write_stored`, command :data:`BOOK_COMMAND`) when
+    the book is built at ``scale == "paper"``; do nothing at other scales."""
+    if scale != "paper":
+        return None
+    command = BOOK_COMMAND.format(chapter=chapter)
+    return write_stored(table, chapter, name, command, wall_time_s, device=device)
+
+
+def read_stored(
+    chapter: str, name: str, root: str | os.PathLike | None = None
+) -> tuple[pd.DataFrame, Provenance]:
+    """The stored table ``chapter/name`` and its :class:`Provenance` (see :func:`write_stored`)."""
+    csv_path, json_path = _paths(Path(root) if root is not None else STORED_ROOT, chapter, name)
+    if not csv_path.is_file() or not json_path.is_file():
+        raise FileNotFoundError(f"no stored table {chapter}/{name}: {csv_path} or its record")
+    with gzip.open(csv_path, "rt") as f:
+        table = pd.read_csv(f)
+    return table, Provenance(**json.loads(json_path.read_text()))

@@ -1,0 +1,73 @@
+"""Stored paper-scale results: compressed tables with their provenance (mirrorlib.stored)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mirrorlib.stored import Provenance, git_commit, read_stored, store_paper_scale, write_stored
+
+
+def table() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "inputs": ["binary", "short", "long"],
+            "D": [100, 1000, 20000],
+            "converged": [True, False, True],
+            "delta_cdf": rng.random(3) / 7,
+            "missing": [1.0, np.nan, 2.0],
+        }
+    )
+
+
+def test_a_stored_table_reads_back_exactly_with_its_provenance(tmp_path):
+    written = write_stored(table(), "chapter", "clt", "python run.py", 12.345, root=tmp_path,
+                           note="shared machine")  # fmt: skip
+    got, provenance = read_stored("chapter", "clt", root=tmp_path)
+    pd.testing.assert_frame_equal(got, table())  # floats round-trip exactly
+    assert provenance == written
+    assert isinstance(provenance, Provenance)
+    assert provenance.command == "python run.py" and provenance.note == "shared machine"
+    assert provenance.wall_time_s == 12.3
+    assert provenance.torch_version == torch.__version__
+    assert provenance.device.startswith("cpu: ")
+    assert provenance.commit == git_commit() and provenance.commit != ""
+    assert provenance.date.endswith("UTC")
+    record = json.loads((tmp_path / "chapter" / "clt.json").read_text())
+    assert set(record) == {"commit", "command", "device", "torch_version", "date",
+                           "wall_time_s", "note"}  # fmt: skip
+    with gzip.open(tmp_path / "chapter" / "clt.csv.gz", "rt") as f:
+        assert f.readline().strip() == "inputs,D,converged,delta_cdf,missing"
+
+
+def test_the_same_table_gives_the_same_bytes(tmp_path):
+    write_stored(table(), "c", "t", "cmd", 1.0, root=tmp_path / "a")
+    write_stored(table(), "c", "t", "cmd", 1.0, root=tmp_path / "b")
+    first = (tmp_path / "a" / "c" / "t.csv.gz").read_bytes()
+    assert first == (tmp_path / "b" / "c" / "t.csv.gz").read_bytes()
+
+
+def test_bad_names_and_missing_tables_raise(tmp_path):
+    with pytest.raises(ValueError, match="plain file name"):
+        write_stored(table(), "c", "../t", "cmd", 1.0, root=tmp_path)
+    with pytest.raises(ValueError, match="without its extension"):
+        write_stored(table(), "c", "t.csv.gz", "cmd", 1.0, root=tmp_path)
+    with pytest.raises(TypeError, match="DataFrame"):
+        write_stored([1, 2], "c", "t", "cmd", 1.0, root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="no stored table c/none"):
+        read_stored("c", "none", root=tmp_path)
+
+
+def test_chapters_store_only_at_paper_scale(tmp_path, monkeypatch):
+    monkeypatch.setattr("mirrorlib.stored.STORED_ROOT", tmp_path)
+    assert store_paper_scale("ci", table(), "chapter", "t", 1.0) is None
+    assert not (tmp_path / "chapter").exists()
+    provenance = store_paper_scale("paper", table(), "chapter", "t", 2.0)
+    assert provenance.command == "python -m mirrorlib book --scale paper --chapters chapter"
+    assert read_stored("chapter", "t")[1] == provenance
