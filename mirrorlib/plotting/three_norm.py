@@ -49,7 +49,7 @@ def plot_three_norm(runs: pd.DataFrame, scans: pd.DataFrame) -> plt.Figure:
     read = read_p(scans)
     three = read[(read["trained_potential"] == "3-norm") & (read["lr_factor"] == 1.0)]
     ax = axes[len(nets)]
-    analyses = list(dict.fromkeys(three["analysis"]))
+    analyses = [a for a in dict.fromkeys(scans["analysis"]) if a in set(three["analysis"])]
     width = 0.8 / max(len(nets), 1)
     for j, net in enumerate(nets):
         cell = three[three["architecture"] == net].groupby("analysis")["p_read"]
