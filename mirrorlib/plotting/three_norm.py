@@ -42,7 +42,7 @@ def plot_three_norm(runs: pd.DataFrame, scans: pd.DataFrame) -> plt.Figure:
             ax.plot(g.mean().index, g.mean(), color=colour, label=_LABELS[pot])
             ax.fill_between(g.min().index, g.min(), g.max(), color=colour, alpha=0.2, lw=0)
             ax.axvline(_TRAINED_P[pot], color=colour, ls=":", lw=1)
-        ax.set(title=f"(a) {net}", xlabel="candidate p", ylabel="ΔCDF − run's lowest")
+        ax.set(title=f"(a) {net}: trained runs", xlabel="candidate p", ylabel="ΔCDF − run's lowest")
         ax.set_ylim(bottom=0)
     axes[0].legend(title="trained", fontsize=8)
 
@@ -67,7 +67,7 @@ def plot_three_norm(runs: pd.DataFrame, scans: pd.DataFrame) -> plt.Figure:
     ax.set_yticks(np.arange(len(analyses)), analyses, fontsize=7)
     ax.invert_yaxis()
     ax.set(title="(b) 3-norm runs: p read", xlabel="p read (mean ± sd over seeds)")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
 
     ax = axes[len(nets) + 1]
     every = read[read["analysis"] == "all weights"].merge(
