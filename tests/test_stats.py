@@ -109,3 +109,15 @@ def test_floor_scales_like_inverse_sqrt_n():
     assert mean == pytest.approx(1.2 / 1000, rel=0.25) and 0 < std < mean
     with pytest.raises(ValueError, match="integer"):
         delta_cdf_floor(1.5)
+
+
+def test_difference_verdict_needs_the_interval_to_exclude_zero():
+    from mirrorlib.stats import difference_verdict
+
+    assert difference_verdict(-0.3, 0.1) == "lower than"
+    assert difference_verdict(0.3, 0.1) == "higher than"
+    # z = 1.4, the 3-norm against p = 2.9 in the review: not "lower"
+    assert difference_verdict(-0.14, 0.1) == "not distinguishable from"
+    assert difference_verdict(-0.14, 0.1, z=1.0) == "lower than"
+    with pytest.raises(ValueError):
+        difference_verdict(float("nan"), 0.1)
