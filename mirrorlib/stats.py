@@ -26,7 +26,14 @@ import numpy as np
 import torch
 from scipy import special
 
-__all__ = ["delta_cdf", "delta_cdf_grid", "delta_cdf_floor", "difference_verdict", "MIN_SAMPLES"]
+__all__ = [
+    "delta_cdf",
+    "delta_cdf_grid",
+    "delta_cdf_floor",
+    "difference_verdict",
+    "paired_verdict",
+    "MIN_SAMPLES",
+]
 
 MIN_SAMPLES = 2
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -185,3 +192,13 @@ def difference_verdict(
     if difference - z * standard_error > 0:
         return words[1]
     return words[2]
+
+
+def paired_verdict(a, b, z: float = 2.0) -> tuple[float, float, str]:
+    """Compare paired values ``a_i`` and ``b_i`` (the same seeds): the mean of ``a - b``, its
+    standard error ``sd / sqrt(n)`` and :func:`difference_verdict`'s word for them."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.ndim != 1 or d.size < 2 or not np.isfinite(d).all():
+        raise ValueError("need at least two finite pairs")
+    mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))
+    return mean, se, difference_verdict(mean, se, z)

@@ -121,3 +121,14 @@ def test_difference_verdict_needs_the_interval_to_exclude_zero():
     assert difference_verdict(-0.14, 0.1, z=1.0) == "lower than"
     with pytest.raises(ValueError):
         difference_verdict(float("nan"), 0.1)
+
+
+def test_paired_verdict_uses_the_spread_of_the_differences():
+    from mirrorlib.stats import paired_verdict
+
+    mean, se, word = paired_verdict([1.0, 2.0, 3.0], [0.9, 1.9, 2.9])
+    assert mean == pytest.approx(0.1) and se == pytest.approx(0.0, abs=1e-12)
+    assert word == "higher than"
+    assert paired_verdict([1.0, 2.0, 3.0], [1.5, 1.0, 3.4])[2] == "not distinguishable from"
+    with pytest.raises(ValueError):
+        paired_verdict([1.0], [2.0])
