@@ -26,7 +26,14 @@ import numpy as np
 import torch
 from scipy import special
 
-__all__ = ["delta_cdf", "delta_cdf_grid", "delta_cdf_floor", "MIN_SAMPLES"]
+__all__ = [
+    "delta_cdf",
+    "delta_cdf_grid",
+    "delta_cdf_floor",
+    "difference_verdict",
+    "paired_verdict",
+    "MIN_SAMPLES",
+]
 
 MIN_SAMPLES = 2
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -214,3 +221,34 @@ def delta_cdf_floor(n: int, centered: bool = False, seed: int = 0, spread: bool 
         std = math.inf
     scale = math.sqrt(m / n)
     return (mean * scale, std * scale) if spread else mean * scale
+
+
+def difference_verdict(
+    difference: float,
+    standard_error: float,
+    z: float = 2.0,
+    words: tuple[str, str, str] = ("lower than", "higher than", "not distinguishable from"),
+) -> str:
+    """The word a verdict sentence may use for ``a - b = difference +- standard_error``:
+    ``words[0]`` ("lower than") when ``difference + z se < 0``, ``words[1]`` ("higher than")
+    when ``difference - z se > 0``, else ``words[2]`` ("not distinguishable from"). ``z = 2``
+    is about a 95 % interval."""
+    if not (math.isfinite(difference) and math.isfinite(standard_error) and standard_error >= 0):
+        raise ValueError(
+            f"need a finite difference and se >= 0, got {difference}, {standard_error}"
+        )
+    if difference + z * standard_error < 0:
+        return words[0]
+    if difference - z * standard_error > 0:
+        return words[1]
+    return words[2]
+
+
+def paired_verdict(a, b, z: float = 2.0) -> tuple[float, float, str]:
+    """Compare paired values ``a_i`` and ``b_i`` (the same seeds): the mean of ``a - b``, its
+    standard error ``sd / sqrt(n)`` and :func:`difference_verdict`'s word for them."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.ndim != 1 or d.size < 2 or not np.isfinite(d).all():
+        raise ValueError("need at least two finite pairs")
+    mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))
+    return mean, se, difference_verdict(mean, se, z)

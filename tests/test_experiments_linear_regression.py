@@ -228,3 +228,18 @@ def test_run_is_deterministic_and_tidy():
     nulls = [LR.delta_cdf_null(D, p) for D, p in zip(table["D"], table["corr_power"], strict=True)]
     assert (table["delta_cdf_null"] == nulls).all()
     assert table["delta_cdf"].between(0, 1).all() and (table["relative_change"] > 0).all()
+
+
+def test_cell_problems_are_the_problems_run_trains():
+    cfg = LR.config("ci", dims=(40, 60), alphas=(0.5,), corr_powers=(1.0,), n_seeds=2)
+    table = LR.run(cfg, progress=False)
+    seeds, held = LR.cell_problems(cfg, 1.0, 40, 0.5)
+    assert seeds.X.shape == (2, LR.n_samples(40, 0.5), 40) and held.w0.shape == (40,)
+    for name in POTENTIALS:
+        choice = LR.select_lr(held.X, held.y, held.w0, name, cfg.lrs)
+        w, _ = LR.train_batched(seeds.X, seeds.y, seeds.w0, name, choice.lr, choice.steps)
+        gaussianity, _ = LR.dual_change_stats(name, seeds.w0, w)
+        cell = table[(table["D"] == 40) & (table["potential"] == potential(name).name)]
+        np.testing.assert_allclose(gaussianity, cell["delta_cdf"].to_numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="not a cell"):
+        LR.cell_problems(cfg, 1.0, 50, 0.5)

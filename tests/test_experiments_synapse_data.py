@@ -340,3 +340,14 @@ def test_plots_draw_from_tables():
     assert len(pmf) == 6
     plot.plot_count_fits(pd.Series([1, 2, 3, 1, 5] * 10), pmf, w0_model="constant")
     matplotlib.pyplot.close("all")
+
+
+def test_smallest_n_is_where_the_level_holds_from_then_on():
+    import pandas as pd
+
+    table = pd.DataFrame({"truth": "a", "n": [100, 300, 1000, 3000], "x": [0.9, 0.5, 0.95, 1.0]})
+    assert sd.smallest_n(table, "x", 0.9, truth="a") == 1000
+    assert sd.smallest_n(table, "x", 0.99) == 3000
+    assert sd.smallest_n(table, "x", 1.01) is None
+    assert sd.smallest_n(table, "x", 0.6, below=True) is None
+    assert sd.smallest_n(table.iloc[:2], "x", 0.6, below=True) == 300

@@ -176,3 +176,26 @@ def test_floor_scales_like_inverse_sqrt_n():
     assert mean == pytest.approx(1.2 / 1000, rel=0.25) and 0 < std < mean
     with pytest.raises(ValueError, match="integer"):
         delta_cdf_floor(1.5)
+
+
+def test_difference_verdict_needs_the_interval_to_exclude_zero():
+    from mirrorlib.stats import difference_verdict
+
+    assert difference_verdict(-0.3, 0.1) == "lower than"
+    assert difference_verdict(0.3, 0.1) == "higher than"
+    # z = 1.4, the 3-norm against p = 2.9 in the review: not "lower"
+    assert difference_verdict(-0.14, 0.1) == "not distinguishable from"
+    assert difference_verdict(-0.14, 0.1, z=1.0) == "lower than"
+    with pytest.raises(ValueError):
+        difference_verdict(float("nan"), 0.1)
+
+
+def test_paired_verdict_uses_the_spread_of_the_differences():
+    from mirrorlib.stats import paired_verdict
+
+    mean, se, word = paired_verdict([1.0, 2.0, 3.0], [0.9, 1.9, 2.9])
+    assert mean == pytest.approx(0.1) and se == pytest.approx(0.0, abs=1e-12)
+    assert word == "higher than"
+    assert paired_verdict([1.0, 2.0, 3.0], [1.5, 1.0, 3.4])[2] == "not distinguishable from"
+    with pytest.raises(ValueError):
+        paired_verdict([1.0], [2.0])

@@ -67,8 +67,10 @@ __all__ = [
     "PAPER_LRS",
     "NULL_VALUES",
     "PRESETS",
+    "Problem",
     "SMALL_WORK",
     "config",
+    "cell_problems",
     "cosine_schedule",
     "delta_cdf_null",
     "dual_change_stats",
@@ -426,7 +428,7 @@ def _initial_weights(
     return w0.to(dtype).div_(math.sqrt(D))
 
 
-class _Problem(NamedTuple):
+class Problem(NamedTuple):
     """Inputs, labels and starting weights of one or several runs."""
 
     X: Tensor
@@ -434,8 +436,30 @@ class _Problem(NamedTuple):
     w0: Tensor
 
 
+def cell_problems(
+    cfg: LinearRegressionConfig, p: float, D: int, alpha: float, device: str | torch.device = "cpu"
+) -> tuple[Problem, Problem]:
+    """The problems :func:`run` trains in its cell ``(p, D, alpha)``: the seeds' ``(X, y, w0)``
+    stacked (``(n_seeds, N, D)``, ``(n_seeds, N)``, ``(n_seeds, D)``) and the held-out draw
+    that chooses the learning rate, drawn exactly as :func:`run` draws them for ``cfg`` (slices
+    of the ``N_max x D_max`` draws of its whole grid), in ``cfg.dtype`` on ``device``."""
+    device = torch.device(device)
+    dtype = getattr(torch, cfg.dtype)
+    dims = sorted(int(d) for d in cfg.dims)
+    if int(D) not in dims or float(alpha) not in [float(a) for a in cfg.alphas]:
+        raise ValueError(f"({D}, {alpha}) is not a cell of the config's grid")
+    n_max = max(n_samples(d, a) for d in dims for a in cfg.alphas)
+    X, y, X_held, y_held = _inputs(cfg, p, n_max, dims[-1], dtype, device)
+    pk = _power_key(p)
+    w0 = _initial_weights(cfg, (_W0_SEED, pk), int(D), cfg.n_seeds, dtype, device)
+    w0_held = _initial_weights(cfg, (_W0_HELD_OUT, pk), int(D), 1, dtype, device)[0]
+    N = n_samples(D, alpha)
+    seeds = Problem(X[:, :N, :D].clone(), y[:, :N].clone(), w0)
+    return seeds, Problem(X_held[:N, :D].clone(), y_held[:N].clone(), w0_held)
+
+
 def _train_cell(
-    cfg: LinearRegressionConfig, pot: Potential, seeds: _Problem, held: _Problem
+    cfg: LinearRegressionConfig, pot: Potential, seeds: Problem, held: Problem
 ) -> dict[str, object]:
     """One cell: the lr search on ``held``, then every seed at once; the table's columns."""
     choice = select_lr(
@@ -500,8 +524,8 @@ def run(
                 w0_held = _initial_weights(cfg, (_W0_HELD_OUT, pk), D, 1, dtype, device)[0]
                 for alpha in cfg.alphas:
                     N = n_samples(D, alpha)
-                    seeds = _Problem(X[:, :N, :D], y[:, :N], w0)
-                    held = _Problem(X_held[:N, :D], y_held[:N], w0_held)
+                    seeds = Problem(X[:, :N, :D], y[:, :N], w0)
+                    held = Problem(X_held[:N, :D], y_held[:N], w0_held)
                     for pot in pots:
                         bar.set_postfix_str(f"p={p:g} D={D} N={N} {pot.name}")
                         columns = _train_cell(cfg, pot, seeds, held)

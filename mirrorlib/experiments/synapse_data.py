@@ -86,6 +86,7 @@ __all__ = [
     "run_known_w0_power",
     "run_volume_fits",
     "sample_published_fit",
+    "smallest_n",
     "summarise_power",
 ]
 
@@ -923,6 +924,22 @@ def summarise_power(table: pd.DataFrame) -> pd.DataFrame:
         "ne_excluded",
     ]
     return table.groupby(["truth", "n"], sort=False)[cols].mean().reset_index()
+
+
+def smallest_n(
+    table: pd.DataFrame, column: str, level: float, truth: str | None = None, below: bool = False
+) -> int | None:
+    """The smallest ``n`` of a table with columns ``n`` and ``column`` (one row per ``n``, or
+    per ``(truth, n)`` with ``truth`` given) from which on ``column >= level`` (``<= level``
+    with ``below``) at every larger ``n`` too; ``None`` if the largest ``n`` misses it."""
+    rows = table if truth is None else table[table["truth"] == truth]
+    values = rows.set_index("n")[column].sort_index()
+    ok = values <= level if below else values >= level
+    if len(ok) == 0 or not bool(ok.iloc[-1]):
+        return None
+    failing = ok.index[~ok.to_numpy()]
+    later = ok.index if len(failing) == 0 else ok.index[ok.index > failing.max()]
+    return int(later.min())
 
 
 def run_connectome_scan(
