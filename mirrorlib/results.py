@@ -207,6 +207,10 @@ def register_requires_magic() -> None:
         modules, _, hint = line.partition("--")
         missing = missing_packages(*modules.split())
         if not missing:
+            # IPython reads a trailing ";" from the stored input, which a nested run does not
+            # store: end such a cell with a statement so that its last value is not shown.
+            if shell.displayhook.semicolon_at_end_of_expression(cell):
+                cell += "\npass"
             shell.run_cell(cell, store_history=False).raise_error()
             return
         new = [m for m in missing if m not in noted]

@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
@@ -147,6 +148,7 @@ raise RuntimeError("a cell that needs a missing package must not run")
 import json
 
 after_requires = json.dumps([1])
+json.dumps(["hidden by the semicolon"]);
 ```
 
 ```{code-cell} ipython3
@@ -176,5 +178,7 @@ def test_substitutions_reach_the_reader_and_the_summary(tmp_path):
     executed = (root / "_build" / "executed" / "ci" / "book" / "tiny.ipynb").read_text()
     assert "Fashion-MNIST is not here." in executed
     assert "`no_such_module_xyz` is not installed here (pip install no-such-module)" in executed
+    cell = next(c for c in nbformat.reads(executed, 4).cells if "hidden by" in c.source)
+    assert [o.output_type for o in cell.outputs] == [], "a trailing ; hides the last value"
     timing = (root / "_build" / "results" / "ci" / "book_timing.csv").read_text()
     assert "skipped: no_such_module_xyz not installed" in timing
