@@ -387,7 +387,7 @@ def run_book(
     Writes the timing table to ``_build/results/<scale>/book_timing.csv``. Raises
     :class:`BookError` for bad arguments; chapter and build failures are in the report.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     start = time.perf_counter()
     root = Path(root).resolve()

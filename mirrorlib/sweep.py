@@ -354,7 +354,7 @@ class _Progress:
     """A bar over the runs, with the counts of done, failed and running ones."""
 
     def __init__(self, total: int, enabled: bool):
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         self.bar = tqdm(total=total, desc="runs", unit="run", disable=not enabled, file=sys.stderr)
         self.done = self.failed = 0
@@ -613,7 +613,7 @@ def execute_chapters(
     shared mode the workers write them there themselves (and a chapter's stored results, such
     as the deep-network sweep's runs, are reused from one build to the next)."""
     import ray
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     executor.connect()
     remote = ray.remote(_execute_chapter_remote)

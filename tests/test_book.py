@@ -244,3 +244,10 @@ def test_cells_that_only_glue_values_are_hidden(page):
         if _only_glues(c.source) and "remove-cell" not in c.metadata.get("tags", [])
     ]
     assert not shown, f"tag these glue-only cells remove-cell: {shown}"
+
+
+def test_no_module_imports_tqdm_auto():
+    # In a kernel without ipywidgets, tqdm.auto warns with the path of the builder's
+    # environment, and the warning lands in the notebook a reader downloads.
+    sources = [p for p in (REPO / "mirrorlib").rglob("*.py") if "tqdm.auto" in p.read_text()]
+    assert not sources, f"use `from tqdm import tqdm` in {sources}"

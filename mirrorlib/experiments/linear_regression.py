@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mirrorlib.experiments import cpu_threads, preset
 from mirrorlib.experiments.correlated_inputs import circulant_embedding, correlated_inputs
