@@ -117,7 +117,10 @@ def test_the_rerun_keeps_the_sweeps_protocol_and_caches_each_network(tmp_path, m
     from mirrorlib.plotting.three_norm import plot_three_norm
 
     fig = plot_three_norm(runs, scans)
-    assert len(fig.axes) == 3
+    shown = [ax for ax in fig.axes if ax.axison]
+    assert len(shown) == runs["architecture"].nunique() + 2
+    assert fig.get_figwidth() <= 7 and not any(ax.get_legend() for ax in fig.axes)
+    assert fig.legends, "one legend for the figure, below the panels"
 
 
 def test_summarise_counts_the_seeds_that_read_the_trained_p():
