@@ -100,6 +100,7 @@ if "google.colab" in sys.modules or source:
                             "{repository.url}", source], check=True)
     subprocess.run(["bash", os.path.join(source, ".ci", "install"), "--keep-torch"], check=True,
                    env={{**os.environ, "PYTHON": sys.executable}})
+    sys.path.insert(0, source)  # the running kernel does not read the new editable install
     os.chdir(os.path.join(source, "book"))  # run where the chapter sits in the repository'''
 
 
