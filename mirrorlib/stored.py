@@ -53,6 +53,14 @@ class Provenance:
     wall_time_s: float
     note: str = ""
 
+    def describe(self) -> str:
+        """One line for a reader: when, at which commit, on what, and how long it took."""
+        minutes = self.wall_time_s / 60
+        took = f"{minutes:.0f} minutes" if minutes >= 1 else f"{self.wall_time_s:.0f} seconds"
+        text = (f"on {self.date} at commit `{self.commit[:10]}` ({self.device}, torch "
+                f"{self.torch_version}) in {took} of wall time")
+        return text + (f"; {self.note}" if self.note else "")
+
 
 def git_commit(folder: str | os.PathLike | None = None) -> str:
     """The commit checked out at ``folder`` (default: this package's repository), with

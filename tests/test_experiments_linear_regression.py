@@ -243,3 +243,13 @@ def test_cell_problems_are_the_problems_run_trains():
         np.testing.assert_allclose(gaussianity, cell["delta_cdf"].to_numpy(), rtol=1e-12)
     with pytest.raises(ValueError, match="not a cell"):
         LR.cell_problems(cfg, 1.0, 50, 0.5)
+
+
+def test_run_cell_gives_runs_rows_bitwise():
+    cfg = LR.config("ci", dims=(40, 60), alphas=(0.5, 0.75), corr_powers=(1.0,), n_seeds=3)
+    table = LR.run(cfg, progress=False)
+    cell = LR.run_cell(cfg, 1.0, 60, 0.75, potentials=("negative_entropy", "3-norm"))
+    expected = table[(table["D"] == 60) & (table["alpha"] == 0.75)
+                     & table["potential"].isin(["3-norm", "negative_entropy"])]  # fmt: skip
+    pd.testing.assert_frame_equal(cell, expected.reset_index(drop=True), check_exact=True)
+    assert len(LR.run_cell(cfg, 1.0, 40, 0.5)) == 3 * len(cfg.potentials)

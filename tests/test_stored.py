@@ -92,3 +92,12 @@ def test_stored_tables_lists_every_table_with_its_provenance(tmp_path):
     ]
     assert listed["wall_time_s"].tolist() == [1.0, 2.5]
     assert stored_tables(tmp_path / "none").empty
+
+
+def test_provenance_describes_itself_in_one_line():
+    date = "2026-12-06 01:00 UTC"
+    record = Provenance("0123456789abcdef", "cmd", "cpu: X", "2.13.0", date, 95.0, "shared")
+    assert record.describe() == (
+        f"on {date} at commit `0123456789` (cpu: X, torch 2.13.0) in 2 minutes of wall time; shared"
+    )
+    assert "in 40 seconds" in Provenance("c", "", "d", "t", "x", 40.0).describe()

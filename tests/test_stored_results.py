@@ -7,7 +7,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from mirrorlib.experiments import biology as bio
 from mirrorlib.experiments import dual_gaussian as dg
+from mirrorlib.experiments import geometry
 from mirrorlib.stored import Provenance, read_stored
 
 RTOL = 1e-8
@@ -39,3 +41,35 @@ def test_stored_tables_hold_the_paper_preset(name):
     assert set(stored["alpha"]) == set(cfg.clt_alphas)
     seeds = sorted(set(stored["seed"]))
     assert seeds == list(range(len(seeds)))  # whole seeds, from 0
+
+
+def _assert_rows_equal(again: pd.DataFrame, stored: pd.DataFrame, atol: float = 0.0) -> None:
+    again = again.reset_index(drop=True)[list(stored.columns)]
+    pd.testing.assert_frame_equal(again, stored.reset_index(drop=True), check_exact=False,
+                                  check_dtype=False, rtol=RTOL, atol=atol)  # fmt: skip
+
+
+def test_a_stored_biology_network_is_retrained():
+    # the narrowest hidden layer, seed 0, all three networks: about 10 s
+    stored, provenance = read_stored("biology", "network_stats")
+    assert provenance.wall_time_s > 0
+    cfg = bio.config("paper")
+    assert set(stored["hidden_units"]) == set(cfg.hidden_sizes)
+    assert set(stored["seed"]) == set(cfg.seeds)
+    width = min(cfg.hidden_sizes)
+    again = bio.run(bio.config("paper", hidden_sizes=(width,), n_seeds=1)).stats
+    cell = stored[(stored["hidden_units"] == width) & (stored["seed"] == cfg.seed)]
+    _assert_rows_equal(again, cell)
+
+
+def test_the_stored_geometry_checks_are_reproduced():
+    # deterministic, no seeds; values near machine precision are compared to 1e-12 absolute
+    cfg = geometry.config("paper")
+    stored, _ = read_stored("geometry", "trajectory_summary")
+    problem = cfg.problem
+    paths = geometry.trajectories(cfg.potentials, problem, cfg.lr, cfg.steps, cfg.n_record)
+    proj = geometry.projections(cfg.potentials, problem)
+    _assert_rows_equal(geometry.summarise_trajectories(paths, proj, problem), stored, atol=1e-12)
+    stored, _ = read_stored("geometry", "step_check")
+    again = geometry.check_mirror_step(cfg.check_potentials, cfg.check_n, cfg.check_lr, cfg.seed)
+    _assert_rows_equal(again, stored, atol=1e-12)

@@ -76,6 +76,7 @@ __all__ = [
     "dual_change_stats",
     "n_samples",
     "run",
+    "run_cell",
     "select_lr",
     "train_batched",
     "train_per_run",
@@ -528,14 +529,37 @@ def run(
                     held = Problem(X_held[:N, :D], y_held[:N], w0_held)
                     for pot in pots:
                         bar.set_postfix_str(f"p={p:g} D={D} N={N} {pot.name}")
-                        columns = _train_cell(cfg, pot, seeds, held)
-                        frames.append(
-                            pd.DataFrame(
-                                {"corr_power": float(p), "alpha": float(alpha), "D": D, "N": N}
-                                | columns
-                                | {"delta_cdf_floor": floors[D], "delta_cdf_null": nulls[p, D]}
-                            )
-                        )
+                        floor_null = (floors[D], nulls[p, D])
+                        frames.append(_cell_rows(cfg, p, alpha, pot, seeds, held, *floor_null))
                         bar.update()
             del X, y, X_held, y_held
+    return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
+
+
+def _cell_rows(cfg, p, alpha, pot, seeds: Problem, held: Problem, floor: float, null: float):
+    D, N = seeds.X.shape[-1], seeds.X.shape[-2]
+    columns = _train_cell(cfg, pot, seeds, held)
+    return pd.DataFrame(
+        {"corr_power": float(p), "alpha": float(alpha), "D": D, "N": N}
+        | columns
+        | {"delta_cdf_floor": floor, "delta_cdf_null": null}
+    )
+
+
+def run_cell(
+    cfg: LinearRegressionConfig,
+    p: float,
+    D: int,
+    alpha: float,
+    potentials: tuple[str, ...] | None = None,
+    device: str | torch.device = "cpu",
+) -> pd.DataFrame:
+    """The rows :func:`run` gives for the cell ``(p, D, alpha)`` (every seed; ``potentials``:
+    a subset of ``cfg.potentials``, default all), computed alone from the same draws
+    (:func:`cell_problems`). Bitwise equal to :func:`run`'s rows on the same device: used to
+    re-check a stored paper-scale table without rerunning the grid."""
+    seeds, held = cell_problems(cfg, p, D, alpha, device)
+    floor, null = delta_cdf_floor(int(D)), delta_cdf_null(int(D), p)
+    names = cfg.potentials if potentials is None else potentials
+    frames = [_cell_rows(cfg, p, alpha, potential(n), seeds, held, floor, null) for n in names]
     return pd.concat(frames, ignore_index=True)[list(COLUMNS)]

@@ -18,7 +18,7 @@ from mirrorlib.experiments.biology import (
 )
 from mirrorlib.plotting import figure_legend, page_axes, potential_color
 
-__all__ = ["MODEL_LABELS", "plot_weights_vs_synapses"]
+__all__ = ["MODEL_LABELS", "plot_stats_vs_width", "plot_weights_vs_synapses"]
 
 MODEL_LABELS = {
     "gd_gaussian": "SGD, Gaussian init",
@@ -147,4 +147,43 @@ def plot_weights_vs_synapses(
     for ax, letter in zip(axes, "abc", strict=True):
         ax.set_title(f"({letter})", loc="left", fontweight="bold")
     figure_legend(axes[1])
+    return axes
+
+
+STATS_PANELS = {
+    "skew_log_abs": r"skewness of $\log|w|$",
+    "sign_flip_fraction": "share of weights\nthat changed sign",
+    "same_sign_fraction": "share of one-sign units",
+}
+"""The columns of :func:`plot_stats_vs_width`'s panels, with their axis labels."""
+
+
+def plot_stats_vs_width(
+    stats: pd.DataFrame, layer: str = "hidden", axes: np.ndarray | None = None
+) -> np.ndarray:
+    """The trained networks' weight statistics (:data:`STATS_PANELS`) of ``layer`` against the
+    number of hidden units: per model, the median over seeds with a 90 % interval.
+    ``stats`` has the columns of :data:`mirrorlib.experiments.biology.STATS_COLUMNS`."""
+    if axes is None:
+        axes = page_axes(1, len(STATS_PANELS), 2.6)[0]
+    trained = stats[(stats["stage"] == "trained") & (stats["layer"] == layer)]
+    for ax, (column, label) in zip(axes, STATS_PANELS.items(), strict=True):
+        for model in dict.fromkeys(trained["model"]):
+            sns.lineplot(
+                trained[trained["model"] == model],
+                x="hidden_units",
+                y=column,
+                estimator="median",
+                errorbar=("pi", 90),
+                marker="o",
+                ax=ax,
+                **_model_style(model),
+            )
+        ax.set(xscale="log", xlabel="hidden units $H$", ylabel=label)
+        ax.set_xticks(sorted(trained["hidden_units"].unique()))
+        ax.xaxis.set_major_formatter("{x:.0f}")
+        ax.xaxis.set_minor_formatter("")
+    for ax, letter in zip(axes, "abc", strict=True):
+        ax.set_title(f"({letter})", loc="left", fontweight="bold")
+    figure_legend(axes[0])
     return axes
