@@ -57,8 +57,10 @@ class Provenance:
         """One line for a reader: when, at which commit, on what, and how long it took."""
         minutes = self.wall_time_s / 60
         took = f"{minutes:.0f} minutes" if minutes >= 1 else f"{self.wall_time_s:.0f} seconds"
-        text = (f"on {self.date} at commit `{self.commit[:10]}` ({self.device}, torch "
-                f"{self.torch_version}) in {took} of wall time")
+        text = (
+            f"on {self.date} at commit `{self.commit[:10]}` ({self.device}, torch "
+            f"{self.torch_version}) in {took} of wall time"
+        )
         return text + (f"; {self.note}" if self.note else "")
 
 
