@@ -117,13 +117,16 @@ def write_stored(
     note: str = "",
     root: str | os.PathLike | None = None,
     commit: str | None = None,
+    date: str | None = None,
+    device_name: str | None = None,
+    torch_version: str | None = None,
 ) -> Provenance:
     """Store ``table`` as ``root/chapter/name.csv.gz`` with its provenance ``name.json``.
 
-    ``commit``: the commit of the code that computed the table (default: :func:`git_commit`,
-    the checkout's now; give it when the table was computed earlier). The gzip stream carries
-    no file name or time stamp, so the same table gives the same bytes. Returns the provenance
-    written.
+    ``commit``, ``date``, ``device_name`` and ``torch_version``: give them when the table was
+    computed earlier, elsewhere or by the code of another commit (defaults: :func:`git_commit`,
+    now, :func:`describe_device` of ``device`` and this torch). The gzip stream carries no file
+    name or time stamp, so the same table gives the same bytes. Returns the provenance written.
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"write_stored takes a pandas DataFrame, got {type(table).__name__}")
@@ -131,9 +134,9 @@ def write_stored(
     provenance = Provenance(
         commit=commit or git_commit(),
         command=command,
-        device=describe_device(device),
-        torch_version=torch.__version__,
-        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        device=device_name or describe_device(device),
+        torch_version=torch_version or torch.__version__,
+        date=date or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         wall_time_s=round(float(wall_time_s), 1),
         note=note,
     )

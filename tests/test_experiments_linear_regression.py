@@ -253,3 +253,15 @@ def test_run_cell_gives_runs_rows_bitwise():
                      & table["potential"].isin(["3-norm", "negative_entropy"])]  # fmt: skip
     pd.testing.assert_frame_equal(cell, expected.reset_index(drop=True), check_exact=True)
     assert len(LR.run_cell(cfg, 1.0, 40, 0.5)) == 3 * len(cfg.potentials)
+
+
+def test_summarise_largest_d_reads_the_largest_cell():
+    cfg = LR.config("ci", dims=(40, 60), corr_powers=(1.0,), n_seeds=3)
+    table = LR.run(cfg, progress=False)
+    ratio, values = LR.summarise_largest_d(table)
+    big = table[(table["D"] == 60) & (table["alpha"] == 0.5) & (table["potential"] == "3-norm")]
+    expected = big["delta_cdf"].median() / big["delta_cdf_null"].iloc[0]
+    assert ratio.loc[("3-norm", 0.5), 1.0] == pytest.approx(expected)
+    assert values["ratio_05_min"] <= expected <= values["ratio_05_max"]
+    assert values["n_pairs"] == 3 and values["n_over_d"] == LR.n_samples(60, 0.75) / 60
+    assert values["ne_vs_2"] in ("lower than", "higher than", "not distinguishable from")

@@ -265,3 +265,50 @@ def test_plots_draw_from_the_tables(fig3_table, power_table):
     assert power.shape == (2, 1)
     assert all(ax.get_title() == "" for ax in power[1])
     matplotlib.pyplot.close("all")
+
+
+def test_neighbour_summary_reads_the_advantage_table():
+    advantage = pd.DataFrame(
+        {
+            "mean_gap": [0.002, -0.001, 0.004],
+            "se_gap": [0.0005, 0.001, 0.001],
+            "z": [4.0, -1.0, 4.0],
+            "share_truth_lower": [0.6, 0.45, 0.7],
+            "seeds_needed": [100.0, math.inf, 40.0],
+            "n_seeds": [400, 400, 400],
+        }
+    )
+    out = wp.neighbour_summary(advantage)
+    assert (out["rows"], out["positive"], out["significant"]) == (3, 2, 2)
+    assert (out["gap_min"], out["gap_max"]) == (0.001, 0.004)
+    assert (out["need_min"], out["need_max"], out["share_max"]) == (40.0, 100.0, 0.7)
+    assert out["sd_ratio"] == pytest.approx(0.001 * 20 / 0.004)  # sd = se * sqrt(n)
+    assert out["everywhere"] is False
+
+
+def test_power_summary_quotes_the_pairs_and_the_gaps():
+    pairs = {**{v: 0.5 for v in ("negative_entropy vs 1.5-norm", "2-norm vs 2.5-norm")},
+             "negative_entropy vs 1.2-norm": 0.2, "negative_entropy vs 2-norm": 1.0,
+             "2-norm vs 3-norm": 1.0}  # fmt: skip
+    rows = []
+    for pair, gap in pairs.items():
+        for change in (0.05, 0.1, 0.3):
+            for n in (100, 1000):
+                rate = 1.0 if gap >= 1 else (0.95 if n == 1000 and gap == 0.5 else 0.2)
+                rows.append(
+                    {
+                        "pair": pair,
+                        "exponent_gap": gap,
+                        "change_scale": change,
+                        "n": n,
+                        "ruled_out": rate + (0.01 if change == 0.3 and rate < 1 else 0),
+                    }
+                )
+    needed, out = wp.power_summary(pd.DataFrame(rows), repetitions=100)
+    assert needed.loc["2-norm vs 3-norm", 0.1] == 100
+    assert (out["n90_ne15"], out["n90_n225"], out["n90_far"]) == (1000, 1000, 100)
+    assert math.isnan(out["n90_ne12"])
+    assert (out["n_min"], out["n_max"], out["rate_se"]) == (100, 1000, 0.05)
+    assert out["same_gap"] == 0 and out["small_vs_mid"] == 0
+    assert out["large_gain"] == pytest.approx(0.01)
+    assert (out["change_lo"], out["change_mid"], out["change_hi"]) == (0.05, 0.1, 0.3)

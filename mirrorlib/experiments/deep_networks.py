@@ -69,6 +69,8 @@ __all__ = [
     "pretrain",
     "pretrained_network",
     "recovery_table",
+    "STORED_SWEEPS",
+    "stored_sweep",
     "run_one",
     "run_specs",
     "run_sweep",
@@ -982,6 +984,20 @@ def network_table(cfg: DeepNetworksConfig) -> pd.DataFrame:
             "head": "new" if s.new_head else "kept",
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+STORED_SWEEPS = ("sweep_runs",)
+"""The stored tables (``results/paper/deep_networks/``) of the CPU sweep at the ``paper``
+protocol, in the order they were run; each has :func:`collect`'s columns."""
+
+
+def stored_sweep(root: str | os.PathLike | None = None) -> tuple[pd.DataFrame, list]:
+    """The stored CPU sweep at the ``paper`` protocol: every table of :data:`STORED_SWEEPS`
+    in one, and their :class:`mirrorlib.stored.Provenance` records."""
+    from mirrorlib.stored import read_stored
+
+    parts = [read_stored("deep_networks", name, root) for name in STORED_SWEEPS]
+    return pd.concat([t for t, _ in parts], ignore_index=True), [p for _, p in parts]
 
 
 def collect(out_dir: str | os.PathLike, cfg: DeepNetworksConfig | None = None) -> pd.DataFrame:

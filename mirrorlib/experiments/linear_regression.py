@@ -57,7 +57,7 @@ from mirrorlib.experiments import cpu_threads, preset
 from mirrorlib.experiments.correlated_inputs import circulant_embedding, correlated_inputs
 from mirrorlib.optim import MirrorDescent
 from mirrorlib.potentials import Potential, potential
-from mirrorlib.stats import delta_cdf, delta_cdf_floor
+from mirrorlib.stats import delta_cdf, delta_cdf_floor, paired_verdict
 
 __all__ = [
     "COLUMNS",
@@ -77,6 +77,7 @@ __all__ = [
     "n_samples",
     "run",
     "run_cell",
+    "summarise_largest_d",
     "select_lr",
     "train_batched",
     "train_per_run",
@@ -563,3 +564,44 @@ def run_cell(
     names = cfg.potentials if potentials is None else potentials
     frames = [_cell_rows(cfg, p, alpha, potential(n), seeds, held, floor, null) for n in names]
     return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
+
+
+def summarise_largest_d(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object]]:
+    """What the chapter reads from a :func:`run` table at its largest ``D``.
+
+    Returns the median ``delta_cdf / delta_cdf_null`` per ``(potential, alpha)`` (one column
+    per ``corr_power``), and a dict: ``ratio_05_min/max`` (every potential at alpha 0.5),
+    ``ratio_2n_075`` (the 2-norm's largest at 0.75), ``ratio_curved_min/max`` (negative
+    entropy and the 3-norm at 0.75), ``rel_min/max`` (the 2-norm's median relative change over
+    ``sqrt(2N/D)``), ``rel_2n_075`` (its smallest median relative change at 0.75),
+    ``n_over_d`` (at 0.75), and for negative entropy (``ne``) and the 3-norm (``3``) against
+    the 2-norm at 0.75, paired by seed and input correlation, ``{k}_vs_2`` (the verdict at two
+    standard errors, :func:`mirrorlib.stats.paired_verdict`), ``{k}_vs_2_diff`` and
+    ``{k}_vs_2_se``; ``n_pairs`` counts the pairs.
+    """
+    big = table[table["D"] == table["D"].max()]
+    cells = big.groupby(["potential", "alpha", "corr_power"])
+    ratio = (cells["delta_cdf"].median() / cells["delta_cdf_null"].first()).unstack("corr_power")
+    prediction = np.sqrt(2 * cells["N"].first() / cells["D"].first())
+    rel = (cells["relative_change"].median() / prediction).unstack("corr_power").loc["2-norm"]
+    curved = ratio.loc[["negative_entropy", "3-norm"]].xs(0.75, level="alpha")
+    at_05 = ratio.xs(0.5, level="alpha")
+    values: dict[str, object] = {
+        "ratio_05_min": float(at_05.min().min()),
+        "ratio_05_max": float(at_05.max().max()),
+        "ratio_2n_075": float(ratio.loc[("2-norm", 0.75)].max()),
+        "ratio_curved_min": float(curved.min().min()),
+        "ratio_curved_max": float(curved.max().max()),
+        "rel_min": float(rel.min().min()),
+        "rel_max": float(rel.max().max()),
+        "rel_2n_075": float(cells["relative_change"].median().loc[("2-norm", 0.75)].min()),
+        "n_over_d": float(big.loc[big["alpha"] == 0.75, "N"].iloc[0] / big["D"].iloc[0]),
+    }
+    paired = big[big["alpha"] == 0.75].assign(r=big["delta_cdf"] / big["delta_cdf_null"])
+    paired = paired.pivot_table(index=["corr_power", "seed"], columns="potential", values="r")
+    for name, key in (("negative_entropy", "ne"), ("3-norm", "3")):
+        pair = paired[[name, "2-norm"]].dropna()
+        diff, se, word = paired_verdict(pair[name], pair["2-norm"])
+        values |= {f"{key}_vs_2": word, f"{key}_vs_2_diff": diff, f"{key}_vs_2_se": se}
+        values["n_pairs"] = len(pair)
+    return ratio, values

@@ -52,6 +52,8 @@ __all__ = [
     "fig3_candidates",
     "kurtosis_wrong_potential",
     "neighbour_advantage",
+    "neighbour_summary",
+    "power_summary",
     "run_fig3",
     "run_neighbours",
     "run_recovery_power",
@@ -597,3 +599,69 @@ def smallest_n(table: pd.DataFrame, criterion: str = "ruled_out", level: float =
     out.columns = [float(c) for c in out.columns]
     out.index.name, out.columns.name = "pair", "change_scale"
     return out
+
+
+def neighbour_summary(advantage: pd.DataFrame) -> dict[str, object]:
+    """What the chapter reads from a :func:`neighbour_advantage` table: ``rows``; ``positive``
+    and ``significant`` (``mean_gap > 0``; ``z > 2``); ``gap_min/max`` (``|mean_gap|``);
+    ``need_min/max`` (finite ``seeds_needed``); ``share_max`` (``share_truth_lower``);
+    ``sd_ratio``, the smallest seed-to-seed sd of the gap over ``|mean_gap|``; ``everywhere``,
+    whether the truth is lower on average in every comparison."""
+    finite = advantage["seeds_needed"].replace(math.inf, math.nan)
+    spread = advantage["se_gap"] * np.sqrt(advantage["n_seeds"])  # sd of the paired gap
+    return {
+        "rows": len(advantage),
+        "positive": int((advantage["mean_gap"] > 0).sum()),
+        "significant": int((advantage["z"] > 2).sum()),
+        "gap_min": float(advantage["mean_gap"].abs().min()),
+        "gap_max": float(advantage["mean_gap"].abs().max()),
+        "need_min": float(finite.min()),
+        "need_max": float(finite.max()),
+        "share_max": float(advantage["share_truth_lower"].max()),
+        "sd_ratio": float((spread / advantage["mean_gap"].abs()).min()),
+        "everywhere": bool((advantage["mean_gap"] > 0).all()),
+    }
+
+
+POWER_QUOTED = {
+    "ne15": "negative_entropy vs 1.5-norm",
+    "n225": "2-norm vs 2.5-norm",
+    "ne12": "negative_entropy vs 1.2-norm",
+}
+"""The pairs whose smallest sample size :func:`power_summary` quotes, by key."""
+
+
+def power_summary(
+    power: pd.DataFrame, repetitions: int, level: float = 0.9
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """What the chapter reads from a :func:`run_recovery_power` table (``repetitions`` per cell).
+
+    Returns :func:`smallest_n` for ``ruled_out`` at ``level``, and a dict: ``n_max`` and
+    ``n_min`` (the grid of ``n``); ``n90_{key}`` for the pairs of :data:`POWER_QUOTED` at the
+    middle change (NaN: more than ``n_max``); ``n90_far``, the most any pair with an exponent
+    gap of 1 or more needs; ``same_gap``, the largest difference in ``ruled_out`` between pairs
+    with the same gap (0.5: negative entropy vs 1.5-norm and 2-norm vs 2.5-norm; 1: negative
+    entropy vs 2-norm and 2-norm vs 3-norm); ``small_vs_mid``, the largest difference between
+    the smallest and middle change; ``large_gain``, the most the largest change adds to the
+    smaller two's lower rate; ``rate_se``, the largest sampling error of a rate,
+    ``0.5 / sqrt(repetitions)``; ``change_lo/mid/hi``.
+    """
+    needed = smallest_n(power, "ruled_out", level)
+    lo, mid, hi = sorted(power["change_scale"].unique())
+    values: dict[str, object] = {"n_max": int(power["n"].max()), "n_min": int(power["n"].min())}
+    for key, pair in POWER_QUOTED.items():
+        values[f"n90_{key}"] = float(needed.loc[pair, mid])
+    far = power.loc[power["exponent_gap"].abs() >= 1, "pair"].unique()
+    values["n90_far"] = float(needed.loc[far].max().max())
+    rates = power.pivot_table(index=["change_scale", "n"], columns="pair", values="ruled_out")
+    same_gap = [
+        ("negative_entropy vs 1.5-norm", "2-norm vs 2.5-norm"),
+        ("negative_entropy vs 2-norm", "2-norm vs 3-norm"),
+    ]
+    values["same_gap"] = max(float((rates[a] - rates[b]).abs().max()) for a, b in same_gap)
+    by = power.pivot_table(index=["pair", "n"], columns="change_scale", values="ruled_out")
+    values["small_vs_mid"] = float((by[lo] - by[mid]).abs().max())
+    values["large_gain"] = float((by[hi] - by[[lo, mid]].min(axis=1)).max())
+    values["rate_se"] = 0.5 / math.sqrt(repetitions)
+    values |= {"change_lo": float(lo), "change_mid": float(mid), "change_hi": float(hi)}
+    return needed, values
