@@ -8,8 +8,13 @@ import pandas as pd
 import pytest
 
 from mirrorlib.experiments import biology as bio
+from mirrorlib.experiments import deep_networks as dn
 from mirrorlib.experiments import dual_gaussian as dg
 from mirrorlib.experiments import geometry
+from mirrorlib.experiments import linear_regression as linreg
+from mirrorlib.experiments import lognormal_dale as ld
+from mirrorlib.experiments import synapse_data as sd
+from mirrorlib.experiments import wrong_potential as wp
 from mirrorlib.stored import Provenance, read_stored
 
 RTOL = 1e-8
@@ -73,3 +78,61 @@ def test_the_stored_geometry_checks_are_reproduced():
     stored, _ = read_stored("geometry", "step_check")
     again = geometry.check_mirror_step(cfg.check_potentials, cfg.check_n, cfg.check_lr, cfg.seed)
     _assert_rows_equal(again, stored, atol=1e-12)
+
+
+def test_two_stored_fig2_runs_at_the_largest_d_are_reproduced():
+    # one cell at D = 20,000 (alpha 0.5, short-range inputs), negative entropy and the 3-norm,
+    # every seed: the draws need ~4 GB and about a minute (float32; bitwise on one device)
+    stored, _ = read_stored("wrong_potential", "fig2")
+    cfg = linreg.config("paper")
+    D = int(stored["D"].max())
+    names = ("negative_entropy", "3-norm")
+    again = linreg.run_cell(cfg, 2.0, D, 0.5, potentials=names)
+    cell = stored[(stored["D"] == D) & (stored["alpha"] == 0.5) & (stored["corr_power"] == 2.0)
+                  & stored["potential"].isin(names)]  # fmt: skip
+    _assert_rows_equal(again, cell)
+
+
+def test_a_stored_neighbour_seed_is_reproduced():
+    stored, _ = read_stored("wrong_potential", "neighbours")
+    cfg = wp.config("paper")
+    assert stored["seed"].nunique() == cfg.neighbour_seeds
+    again = wp.run_neighbours(wp.config("paper", neighbour_seeds=1))
+    _assert_rows_equal(again, stored[stored["seed"] == again["seed"].iloc[0]])
+
+
+def test_a_stored_lognormal_regression_seed_is_reproduced():
+    # seed 0 at the smallest label scale, every alpha, start and potential: a few minutes
+    stored, _ = read_stored("lognormal_dale", "regression")
+    c = min(ld.PRESETS["paper"].label_scales)
+    again = ld.run_regression(ld.config("paper", n_seeds_regression=1, label_scales=(c,),
+                                        example_scale=c)).table  # fmt: skip
+    _assert_rows_equal(again, stored[(stored["seed"] == 0) & (stored["label_scale"] == c)])
+
+
+def test_stored_synapse_data_repetitions_are_reproduced():
+    cfg = sd.config("paper")
+    stored, _ = read_stored("synapse_data", "delta_aic_vs_n")
+    n = min(cfg.aic_n)
+    again = sd.run_aic_vs_n(sd.config("paper", aic_n=(n,), aic_reps=2))
+    _assert_rows_equal(again, stored[(stored["n"] == n) & (stored["rep"] < 2)])
+    stored, _ = read_stored("synapse_data", "known_w0_power")
+    n = min(cfg.power_n)
+    again = sd.run_known_w0_power(sd.config("paper", power_n=(n,), power_reps=1))
+    _assert_rows_equal(again, stored[(stored["n"] == n) & (stored["rep"] == 0)])
+
+
+def test_a_stored_mlp32_finetuning_run_is_reproduced(tmp_path):
+    # the network is pretrained again (a minute or two); the learning rate is the stored one,
+    # as the sweep's search chose it, so the search is not rerun
+    stored, _ = dn.stored_sweep()
+    cfg = dn.config("paper")
+    spec = dn.RunSpec("mlp-32", "2-norm", 0, "supervised")
+    cell = stored[(stored["architecture"] == spec.architecture) & (stored["seed"] == spec.seed)
+                  & (stored["trained_potential"] == spec.trained_potential)
+                  & (stored["objective"] == spec.objective)]  # fmt: skip
+    state = dn.pretrained_network(cfg.setup(spec.architecture), cfg, tmp_path, "cpu").state_dict()
+    again = dn.finetune_run(spec, cfg, "cpu", float(cell["lr"].iloc[0]), state)
+    again = again.sort_values("candidate").drop(columns=["seconds"])
+    cell = cell.sort_values("candidate").drop(columns=["seconds"])
+    _assert_rows_equal(again, cell)
