@@ -66,14 +66,23 @@ class Provenance:
 
 def git_commit(folder: str | os.PathLike | None = None) -> str:
     """The commit checked out at ``folder`` (default: this package's repository), with
-    ``-dirty`` if tracked files differ from it; ``"unknown"`` outside a git checkout."""
+    ``-dirty`` if tracked files differ from it (the stored results themselves, which a run
+    rewrites as it goes, do not count); ``"unknown"`` outside a git checkout."""
     cwd = Path(folder) if folder is not None else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ":/",
+                ":(top,exclude)results/paper",
+            ],
             cwd=cwd,
             capture_output=True,
             text=True,

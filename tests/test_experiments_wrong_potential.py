@@ -312,3 +312,12 @@ def test_power_summary_quotes_the_pairs_and_the_gaps():
     assert out["same_gap"] == 0 and out["small_vs_mid"] == 0
     assert out["large_gain"] == pytest.approx(0.01)
     assert (out["change_lo"], out["change_mid"], out["change_hi"]) == (0.05, 0.1, 0.3)
+
+
+def test_neighbour_rows_keep_what_the_advantage_reads():
+    table = wp.run_neighbours(wp.config("ci", neighbour_seeds=4))
+    rows = wp.neighbour_rows(table)
+    assert len(rows) < len(table)
+    assert list(rows.columns) == ["init", "true_potential", "centered", "seed", "candidate",
+                                  "delta_cdf"]  # fmt: skip
+    pd.testing.assert_frame_equal(wp.neighbour_advantage(rows), wp.neighbour_advantage(table))

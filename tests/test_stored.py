@@ -101,3 +101,23 @@ def test_provenance_describes_itself_in_one_line():
         f"on {date} at commit `0123456789` (cpu: X, torch 2.13.0) in 2 minutes of wall time; shared"
     )
     assert "in 40 seconds" in Provenance("c", "", "d", "t", "x", 40.0).describe()
+
+
+def test_git_commit_is_dirty_for_code_but_not_for_stored_results(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results" / "paper").mkdir(parents=True)
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "results" / "paper" / "t.json").write_text("{}\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = git_commit(tmp_path)
+    assert len(clean) == 40
+    (tmp_path / "results" / "paper" / "t.json").write_text('{"a": 1}\n')
+    assert git_commit(tmp_path) == clean  # a run rewrites stored results as it goes
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert git_commit(tmp_path) == clean + "-dirty"

@@ -4,13 +4,15 @@ A stored table that the current code would no longer reproduce fails here."""
 
 from __future__ import annotations
 
+import io
+
 import pandas as pd
 import pytest
 
 from mirrorlib.experiments import biology as bio
+from mirrorlib.experiments import cpu_threads, geometry
 from mirrorlib.experiments import deep_networks as dn
 from mirrorlib.experiments import dual_gaussian as dg
-from mirrorlib.experiments import geometry
 from mirrorlib.experiments import linear_regression as linreg
 from mirrorlib.experiments import lognormal_dale as ld
 from mirrorlib.experiments import synapse_data as sd
@@ -25,15 +27,16 @@ the Newton-CG path but not its converged point beyond ~4e-9 of the change in w (
 projection against the dense float64 one, benchmarks/bench_projection.py)."""
 
 
-def test_a_stored_central_limit_point_is_reproduced():
-    # the largest D at N = D^0.5 for iid sign inputs, seed 0: paper scale, about 3 s
+@pytest.mark.parametrize("seed", [0, 29])  # the two stretches of the stored run
+def test_a_stored_central_limit_point_is_reproduced(seed):
+    # the largest D at N = D^0.5 for iid sign inputs: paper scale, about 3 s
     stored, provenance = read_stored(dg.STORED_CHAPTER, "clt")
     assert isinstance(provenance, Provenance) and provenance.commit and provenance.wall_time_s > 0
     D = int(stored["D"].max())
     cell = stored[(stored["inputs"] == "binary") & (stored["D"] == D) & (stored["alpha"] == 0.5)
-                  & (stored["seed"] == 0)].reset_index(drop=True)  # fmt: skip
+                  & (stored["seed"] == seed)].reset_index(drop=True)  # fmt: skip
     assert len(cell) == len(dg.PRESETS["paper"].potentials)
-    again = pd.DataFrame(dg.clt_point(dg.config("paper"), "binary", D, 0.5, 0))
+    again = pd.DataFrame(dg.clt_point(dg.config("paper"), "binary", D, 0.5, seed))
     pd.testing.assert_frame_equal(again[cell.columns], cell, check_exact=False, rtol=RTOL, atol=0)
 
 
@@ -49,7 +52,8 @@ def test_stored_tables_hold_the_paper_preset(name):
 
 
 def _assert_rows_equal(again: pd.DataFrame, stored: pd.DataFrame, atol: float = 0.0) -> None:
-    again = again.reset_index(drop=True)[list(stored.columns)]
+    # through CSV as the stored table went (None becomes NaN, dtypes are read back)
+    again = pd.read_csv(io.StringIO(again.to_csv(index=False)))[list(stored.columns)]
     pd.testing.assert_frame_equal(again, stored.reset_index(drop=True), check_exact=False,
                                   check_dtype=False, rtol=RTOL, atol=atol)  # fmt: skip
 
@@ -97,8 +101,8 @@ def test_a_stored_neighbour_seed_is_reproduced():
     stored, _ = read_stored("wrong_potential", "neighbours")
     cfg = wp.config("paper")
     assert stored["seed"].nunique() == cfg.neighbour_seeds
-    again = wp.run_neighbours(wp.config("paper", neighbour_seeds=1))
-    _assert_rows_equal(again, stored[stored["seed"] == again["seed"].iloc[0]])
+    again = wp.neighbour_rows(wp.run_neighbours(wp.config("paper", neighbour_seeds=2)))
+    _assert_rows_equal(again, stored[stored["seed"].isin(set(again["seed"]))])
 
 
 def test_a_stored_lognormal_regression_seed_is_reproduced():
@@ -123,15 +127,18 @@ def test_stored_synapse_data_repetitions_are_reproduced():
 
 
 def test_a_stored_mlp32_finetuning_run_is_reproduced(tmp_path):
-    # the network is pretrained again (a minute or two); the learning rate is the stored one,
-    # as the sweep's search chose it, so the search is not rerun
+    # the network is pretrained again (seconds on two idle cores); the learning rate is the
+    # stored one, as the sweep's search chose it, so the search is not rerun
     stored, _ = dn.stored_sweep()
     cfg = dn.config("paper")
     spec = dn.RunSpec("mlp-32", "2-norm", 0, "supervised")
     cell = stored[(stored["architecture"] == spec.architecture) & (stored["seed"] == spec.seed)
                   & (stored["trained_potential"] == spec.trained_potential)
                   & (stored["objective"] == spec.objective)]  # fmt: skip
-    state = dn.pretrained_network(cfg.setup(spec.architecture), cfg, tmp_path, "cpu").state_dict()
+    with cpu_threads(2):  # as in the sweep: SGD's float32 rounding, and so the weights, depend
+        # on the thread count (one thread gives weights up to 0.15 apart after 5 epochs)
+        setup = cfg.setup(spec.architecture)
+        state = dn.pretrained_network(setup, cfg, tmp_path, "cpu").state_dict()
     again = dn.finetune_run(spec, cfg, "cpu", float(cell["lr"].iloc[0]), state)
     again = again.sort_values("candidate").drop(columns=["seconds"])
     cell = cell.sort_values("candidate").drop(columns=["seconds"])

@@ -52,6 +52,7 @@ __all__ = [
     "fig3_candidates",
     "kurtosis_wrong_potential",
     "neighbour_advantage",
+    "neighbour_rows",
     "neighbour_summary",
     "power_summary",
     "run_fig3",
@@ -349,6 +350,18 @@ def _with_truth(table: pd.DataFrame) -> pd.DataFrame:
     keys = ["init", "true_potential", "centered", "seed"]
     truth = table[table["candidate"] == table["true_potential"]][[*keys, "delta_cdf"]]
     return table.merge(truth, on=keys, suffixes=("", "_truth"))
+
+
+def neighbour_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The part of a :func:`run_neighbours` table that :func:`neighbour_advantage` reads: each
+    truth's own rows and those of its neighbours, columns ``init, true_potential, centered,
+    seed, candidate, delta_cdf`` (what the chapter stores at the ``paper`` scale)."""
+    keep = [
+        candidate == true or candidate in _neighbours(true)
+        for true, candidate in zip(table["true_potential"], table["candidate"], strict=True)
+    ]
+    columns = ["init", "true_potential", "centered", "seed", "candidate", "delta_cdf"]
+    return table.loc[keep, columns].reset_index(drop=True)
 
 
 def neighbour_advantage(table: pd.DataFrame) -> pd.DataFrame:
