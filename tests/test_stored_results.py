@@ -143,3 +143,11 @@ def test_a_stored_mlp32_finetuning_run_is_reproduced(tmp_path):
     again = again.sort_values("candidate").drop(columns=["seconds"])
     cell = cell.sort_values("candidate").drop(columns=["seconds"])
     _assert_rows_equal(again, cell)
+
+
+def test_a_stored_linearisation_point_is_reproduced():
+    # the smallest N / D, seed 0, every potential: under a second
+    stored, _ = read_stored(dg.STORED_CHAPTER, "linearisation")
+    ratio = min(dg.PRESETS["paper"].lin_ratios)
+    again = dg.run_linearisation(dg.config("paper", lin_ratios=(ratio,), lin_seeds=1))
+    _assert_rows_equal(again, stored[(stored["ratio"] == ratio) & (stored["seed"] == 0)])
