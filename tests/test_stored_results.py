@@ -126,25 +126,35 @@ def test_stored_synapse_data_repetitions_are_reproduced():
     _assert_rows_equal(again, stored[(stored["n"] == n) & (stored["rep"] == 0)])
 
 
-def test_a_stored_mlp32_finetuning_run_is_reproduced(tmp_path):
-    # the network is pretrained again (seconds on two idle cores); the learning rate is the
-    # stored one, as the sweep's search chose it, so the search is not rerun
+def _reproduce_sweep_run(spec, cfg, threads: int, folder) -> None:
+    """Pretrain the network again, finetune ``spec`` at its stored learning rate (the search is
+    not rerun) on ``threads`` torch threads, and compare with the stored rows: float32 rounding
+    depends on the thread count, so it must be the sweep's."""
     stored, _ = dn.stored_sweep()
-    cfg = dn.config("paper")
-    spec = dn.RunSpec("mlp-32", "2-norm", 0, "supervised")
     cell = stored[(stored["architecture"] == spec.architecture) & (stored["seed"] == spec.seed)
                   & (stored["trained_potential"] == spec.trained_potential)
                   & (stored["objective"] == spec.objective)]  # fmt: skip
-    # Two torch threads, as in the sweep, whatever earlier tests left set: float32 rounding
-    # depends on the thread count. One thread gives pretrained weights up to 0.15 apart after 5
-    # epochs, and a finetuning run whose final loss differs by 3e-7 (relative).
-    with cpu_threads(2):
+    with cpu_threads(threads):
         setup = cfg.setup(spec.architecture)
-        state = dn.pretrained_network(setup, cfg, tmp_path, "cpu").state_dict()
+        state = dn.pretrained_network(setup, cfg, folder, "cpu").state_dict()
         again = dn.finetune_run(spec, cfg, "cpu", float(cell["lr"].iloc[0]), state)
     again = again.sort_values("candidate").drop(columns=["seconds"])
     cell = cell.sort_values("candidate").drop(columns=["seconds"])
     _assert_rows_equal(again, cell)
+
+
+def test_a_stored_mlp32_finetuning_run_is_reproduced(tmp_path):
+    # two torch threads, as in the sweep, whatever earlier tests left set: one thread gives
+    # pretrained weights up to 0.15 apart after 5 epochs, and a finetuning run whose final loss
+    # differs by 3e-7 (relative); seconds on two idle cores
+    spec = dn.RunSpec("mlp-32", "2-norm", 0, "supervised")
+    _reproduce_sweep_run(spec, dn.config("paper"), 2, tmp_path)
+
+
+def test_a_stored_self_supervised_run_is_reproduced(tmp_path):
+    # the SimSiam CNN, 3-norm, seed 0, on one thread as the stored sweep ran: about 35 s
+    spec = dn.RunSpec("mnist-cnn", "3-norm", 0, "simsiam")
+    _reproduce_sweep_run(spec, dn.config("paper", objectives=("simsiam",), threads=1), 1, tmp_path)
 
 
 def test_a_stored_linearisation_point_is_reproduced():
