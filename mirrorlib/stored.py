@@ -5,7 +5,8 @@ paper's protocol gave, read from ``results/paper/<chapter>/``. Each table is a g
 CSV, ``<name>.csv.gz``, with per-seed values (nothing that can be recomputed from them, such
 as raw histograms), and a provenance record ``<name>.json``: the git commit, the command that
 wrote it, the device, the torch version, the date and the wall time. :func:`write_stored`
-writes both (atomically); :func:`read_stored` returns the table and its :class:`Provenance`.
+writes both (atomically) from a :class:`Provenance` (:meth:`Provenance.of_this_run` for a table
+just computed); :func:`read_stored` returns the table and its :class:`Provenance`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import json
 import os
 import platform
 import subprocess
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,12 +27,12 @@ import torch
 from mirrorlib.results import _check_name, _write_atomic
 
 __all__ = [
+    "PaperScaleStore",
     "Provenance",
     "STORED_ROOT",
     "describe_device",
     "git_commit",
     "read_stored",
-    "store_paper_scale",
     "stored_tables",
     "write_stored",
 ]
@@ -62,6 +64,26 @@ class Provenance:
             f"{self.torch_version}) in {took} of wall time"
         )
         return text + (f"; {self.note}" if self.note else "")
+
+    @classmethod
+    def of_this_run(
+        cls,
+        command: str,
+        wall_time_s: float,
+        device: str | torch.device = "cpu",
+        note: str = "",
+    ) -> Provenance:
+        """The record of a computation that just ran here: this checkout's commit
+        (:func:`git_commit`), ``device`` in words (:func:`describe_device`), this torch, now."""
+        return cls(
+            commit=git_commit(),
+            command=command,
+            device=describe_device(device),
+            torch_version=torch.__version__,
+            date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            wall_time_s=float(wall_time_s),
+            note=note,
+        )
 
 
 def git_commit(folder: str | os.PathLike | None = None) -> str:
@@ -120,35 +142,20 @@ def write_stored(
     table: pd.DataFrame,
     chapter: str,
     name: str,
-    command: str,
-    wall_time_s: float,
-    device: str | torch.device = "cpu",
-    note: str = "",
+    provenance: Provenance,
     root: str | os.PathLike | None = None,
-    commit: str | None = None,
-    date: str | None = None,
-    device_name: str | None = None,
-    torch_version: str | None = None,
 ) -> Provenance:
-    """Store ``table`` as ``root/chapter/name.csv.gz`` with its provenance ``name.json``.
-
-    ``commit``, ``date``, ``device_name`` and ``torch_version``: give them when the table was
-    computed earlier, elsewhere or by the code of another commit (defaults: :func:`git_commit`,
-    now, :func:`describe_device` of ``device`` and this torch). The gzip stream carries no file
-    name or time stamp, so the same table gives the same bytes. Returns the provenance written.
-    """
+    """Store ``table`` as ``root/chapter/name.csv.gz`` with ``provenance`` as ``name.json``
+    (:meth:`Provenance.of_this_run` for a table just computed here; a :class:`Provenance`
+    written out in full for one computed earlier, elsewhere or at another commit). The wall
+    time is kept to 0.1 s. The gzip stream carries no file name or time stamp, so the same
+    table gives the same bytes. Returns the provenance written."""
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"write_stored takes a pandas DataFrame, got {type(table).__name__}")
+    if not isinstance(provenance, Provenance):
+        raise TypeError(f"write_stored takes a Provenance, got {type(provenance).__name__}")
     csv_path, json_path = _paths(Path(root) if root is not None else STORED_ROOT, chapter, name)
-    provenance = Provenance(
-        commit=commit or git_commit(),
-        command=command,
-        device=device_name or describe_device(device),
-        torch_version=torch_version or torch.__version__,
-        date=date or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        wall_time_s=round(float(wall_time_s), 1),
-        note=note,
-    )
+    provenance = replace(provenance, wall_time_s=round(float(provenance.wall_time_s), 1))
     text = table.to_csv(index=False, lineterminator="\n").encode()
 
     def write_csv(tmp: Path) -> None:
@@ -165,20 +172,35 @@ BOOK_COMMAND = "python -m mirrorlib book --scale paper --chapters {chapter}"
 """The command recorded for tables a chapter stores while the book is built at ``paper`` scale."""
 
 
-def store_paper_scale(
-    scale: str,
-    table: pd.DataFrame,
-    chapter: str,
-    name: str,
-    wall_time_s: float,
-    device: str | torch.device = "cpu",
-) -> Provenance | None:
-    """In a chapter: store ``table`` (:func:`write_stored`, command :data:`BOOK_COMMAND`) when
-    the book is built at ``scale == "paper"``; do nothing at other scales."""
-    if scale != "paper":
-        return None
-    command = BOOK_COMMAND.format(chapter=chapter)
-    return write_stored(table, chapter, name, command, wall_time_s, device=device)
+class PaperScaleStore:
+    """A chapter's stored tables: ``start()`` before computing a table, ``save(table, name)``
+    after, and the table is stored (:func:`write_stored`, command :data:`BOOK_COMMAND`) with
+    the wall time since ``start()`` when the book is built at ``scale == "paper"``; at other
+    scales ``save`` writes nothing and returns None.
+
+        paper = PaperScaleStore(scale, "biology", ctx.device)
+        paper.start()
+        stats = ...
+        paper.save(stats, "network_stats")
+    """
+
+    def __init__(self, scale: str, chapter: str, device: str | torch.device = "cpu") -> None:
+        _check_name(chapter)
+        self.scale, self.chapter, self.device = scale, chapter, device
+        self._start = time.perf_counter()
+
+    def start(self) -> None:
+        """Start timing the next table(s)."""
+        self._start = time.perf_counter()
+
+    def save(self, table: pd.DataFrame, name: str) -> Provenance | None:
+        """Store ``table`` as ``name`` at ``paper`` scale; the wall time is since ``start()``."""
+        if self.scale != "paper":
+            return None
+        wall = time.perf_counter() - self._start
+        command = BOOK_COMMAND.format(chapter=self.chapter)
+        record = Provenance.of_this_run(command, wall, self.device)
+        return write_stored(table, self.chapter, name, record)
 
 
 def read_stored(

@@ -312,6 +312,11 @@ def test_power_summary_quotes_the_pairs_and_the_gaps():
     assert out["same_gap"] == 0 and out["small_vs_mid"] == 0
     assert out["large_gain"] == pytest.approx(0.01)
     assert (out["change_lo"], out["change_mid"], out["change_hi"]) == (0.05, 0.1, 0.3)
+    table = pd.DataFrame(rows)
+    with pytest.raises(ValueError, match="negative_entropy vs 1.2-norm"):
+        wp.power_summary(table[table["pair"] != "negative_entropy vs 1.2-norm"], 100)
+    with pytest.raises(ValueError, match="3 change scales"):
+        wp.power_summary(table[table["change_scale"] != 0.3], 100)
 
 
 def test_neighbour_rows_keep_what_the_advantage_reads():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -11,10 +12,10 @@ import pytest
 import torch
 
 from mirrorlib.stored import (
+    PaperScaleStore,
     Provenance,
     git_commit,
     read_stored,
-    store_paper_scale,
     stored_tables,
     write_stored,
 )
@@ -34,8 +35,8 @@ def table() -> pd.DataFrame:
 
 
 def test_a_stored_table_reads_back_exactly_with_its_provenance(tmp_path):
-    written = write_stored(table(), "chapter", "clt", "python run.py", 12.345, root=tmp_path,
-                           note="shared machine")  # fmt: skip
+    record = Provenance.of_this_run("python run.py", 12.345, note="shared machine")
+    written = write_stored(table(), "chapter", "clt", record, root=tmp_path)
     got, provenance = read_stored("chapter", "clt", root=tmp_path)
     pd.testing.assert_frame_equal(got, table())  # floats round-trip exactly
     assert provenance == written
@@ -54,43 +55,64 @@ def test_a_stored_table_reads_back_exactly_with_its_provenance(tmp_path):
 
 
 def test_the_same_table_gives_the_same_bytes(tmp_path):
-    write_stored(table(), "c", "t", "cmd", 1.0, root=tmp_path / "a")
-    write_stored(table(), "c", "t", "cmd", 1.0, root=tmp_path / "b")
+    record = Provenance.of_this_run("cmd", 1.0)
+    write_stored(table(), "c", "t", record, root=tmp_path / "a")
+    write_stored(table(), "c", "t", record, root=tmp_path / "b")
     first = (tmp_path / "a" / "c" / "t.csv.gz").read_bytes()
     assert first == (tmp_path / "b" / "c" / "t.csv.gz").read_bytes()
 
 
 def test_bad_names_and_missing_tables_raise(tmp_path):
+    record = Provenance.of_this_run("cmd", 1.0)
     with pytest.raises(ValueError, match="plain file name"):
-        write_stored(table(), "c", "../t", "cmd", 1.0, root=tmp_path)
+        write_stored(table(), "c", "../t", record, root=tmp_path)
     with pytest.raises(ValueError, match="without its extension"):
-        write_stored(table(), "c", "t.csv.gz", "cmd", 1.0, root=tmp_path)
+        write_stored(table(), "c", "t.csv.gz", record, root=tmp_path)
     with pytest.raises(TypeError, match="DataFrame"):
-        write_stored([1, 2], "c", "t", "cmd", 1.0, root=tmp_path)
+        write_stored([1, 2], "c", "t", record, root=tmp_path)
+    with pytest.raises(TypeError, match="Provenance"):
+        write_stored(table(), "c", "t", "cmd", root=tmp_path)
     with pytest.raises(FileNotFoundError, match="no stored table c/none"):
         read_stored("c", "none", root=tmp_path)
 
 
 def test_chapters_store_only_at_paper_scale(tmp_path, monkeypatch):
     monkeypatch.setattr("mirrorlib.stored.STORED_ROOT", tmp_path)
-    assert store_paper_scale("ci", table(), "chapter", "t", 1.0) is None
+    ci = PaperScaleStore("ci", "chapter")
+    ci.start()
+    assert ci.save(table(), "t") is None
     assert not (tmp_path / "chapter").exists()
-    provenance = store_paper_scale("paper", table(), "chapter", "t", 2.0)
+    paper = PaperScaleStore("paper", "chapter")
+    paper.start()
+    time.sleep(0.2)
+    provenance = paper.save(table(), "t")
     assert provenance.command == "python -m mirrorlib book --scale paper --chapters chapter"
     assert read_stored("chapter", "t")[1] == provenance
+    assert 0.2 <= provenance.wall_time_s < 60  # the time since start()
+    with pytest.raises(ValueError, match="plain file name"):
+        PaperScaleStore("paper", "../chapter")
 
 
 def test_stored_tables_lists_every_table_with_its_provenance(tmp_path):
     table = pd.DataFrame({"x": [1, 2]})
-    write_stored(table, "b_chapter", "second", "cmd b", 2.5, root=tmp_path, commit="abc")
-    write_stored(table, "a_chapter", "first", "cmd a", 1.0, root=tmp_path, commit="def")
+    date = "2026-12-06 01:00 UTC"
+    b = Provenance("abc", "cmd b", "cpu: X", "2.13.0", date, 2.54)
+    write_stored(table, "b_chapter", "second", b, root=tmp_path)
+    write_stored(
+        table,
+        "a_chapter",
+        "first",
+        Provenance("def", "cmd a", "cpu: X", "2.13.0", date, 1.0),
+        root=tmp_path,
+    )
     (tmp_path / "a_chapter" / "orphan.json").write_text("{}")  # a record without its table
     listed = stored_tables(tmp_path)
     assert list(listed[["chapter", "name", "command", "commit"]].itertuples(index=False)) == [
         ("a_chapter", "first", "cmd a", "def"),
         ("b_chapter", "second", "cmd b", "abc"),
     ]
-    assert listed["wall_time_s"].tolist() == [1.0, 2.5]
+    assert listed["wall_time_s"].tolist() == [1.0, 2.5]  # kept to 0.1 s
+    assert read_stored("b_chapter", "second", tmp_path)[1].date == date
     assert stored_tables(tmp_path / "none").empty
 
 

@@ -754,7 +754,7 @@ def store_paper(
     ``linearisation``,
     ``implicit_bias``, ``deep`` and ``deep_histograms`` (those of ``tables``). Returns the wall
     time of each."""
-    from mirrorlib.stored import write_stored
+    from mirrorlib.stored import Provenance, write_stored
 
     cfg = config("paper")
     runs = {
@@ -776,5 +776,6 @@ def store_paper(
         tables = result if name == "deep" else (result,)
         for table_name, table in zip(names, tables, strict=True):
             wall = times[name]
-            write_stored(table, STORED_CHAPTER, table_name, command, wall, note=note, root=root)
+            record = Provenance.of_this_run(command, wall, note=note)
+            write_stored(table, STORED_CHAPTER, table_name, record, root=root)
     return times

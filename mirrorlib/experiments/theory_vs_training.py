@@ -213,10 +213,11 @@ def store_paper(root: str | os.PathLike | None = None, note: str = "") -> float:
     """Run the ``paper`` preset and store its table ``endpoints`` with its provenance
     (:func:`mirrorlib.stored.write_stored`; ``root`` defaults to ``results/paper/``). Returns
     the wall time in seconds."""
-    from mirrorlib.stored import write_stored
+    from mirrorlib.stored import Provenance, write_stored
 
     start = time.perf_counter()
     table = run(config("paper"))
     wall = time.perf_counter() - start
-    write_stored(table, STORED_CHAPTER, "endpoints", STORE_COMMAND, wall, note=note, root=root)
+    record = Provenance.of_this_run(STORE_COMMAND, wall, note=note)
+    write_stored(table, STORED_CHAPTER, "endpoints", record, root=root)
     return wall

@@ -57,6 +57,7 @@ __all__ = [
     "analyse_weights",
     "config",
     "finetune_weights",
+    "glue_values",
     "main",
     "read_p",
     "run_three_norm",
@@ -346,6 +347,150 @@ def summarise(runs: pd.DataFrame, scans: pd.DataFrame) -> pd.DataFrame:
     return out.join(per_run, on=group[:3])
 
 
+def glue_values(
+    runs: pd.DataFrame,
+    scans: pd.DataFrame,
+    recovery: pd.DataFrame,
+    max_epochs: int,
+    provenance,
+) -> tuple[dict[str, object], dict[str, str]]:
+    """The numbers and sentences that ``book/deep_networks.md`` quotes from the stored reruns.
+
+    ``runs`` and ``scans``: the stored tables of :func:`run_three_norm`; ``recovery``: the
+    sweep's :func:`mirrorlib.experiments.deep_networks.recovery_table` at the ``paper``
+    protocol; ``max_epochs``: its epoch cap; ``provenance``: the runs' record
+    (:class:`mirrorlib.stored.Provenance`). Returns ``(numbers, prose)``: plain values (glued
+    as text) and Markdown strings with one entry per network, ``"net: ...; net: ..."``.
+    """
+    summary = summarise(runs, scans)
+    nets = list(dict.fromkeys(runs["architecture"]))
+
+    def row(net: str, pot: str, factor: float = 1.0, analysis: str = "all weights"):
+        s = summary
+        return s[(s["architecture"] == net) & (s["trained_potential"] == pot)
+                 & (s["lr_factor"] == factor) & (s["analysis"] == analysis)].iloc[0]  # fmt: skip
+
+    def each(text) -> str:
+        return "; ".join(f"{net}: {text(net)}" for net in nets)
+
+    def read(net: str, pot: str, analysis: str = "all weights") -> str:
+        r = row(net, pot, analysis=analysis)
+        return f"{r.p_read:.2f} ± {r.p_read_std:.2f}"
+
+    def of(selected: pd.Series, within: pd.Series) -> str:
+        return f"{int(selected.sum())} of {int(within.sum())}"
+
+    numbers: dict[str, object] = {}
+    is_three = recovery["trained_potential"] == "3-norm"
+    for key, rows in (("tn_rel_3", recovery[is_three]), ("tn_rel_other", recovery[~is_three])):
+        low, high = rows["relative_change"].min(), rows["relative_change"].max()
+        numbers[key] = f"{low:.3f} to {high:.3f}"
+    numbers |= {
+        "tn_cap": max_epochs,
+        "tn_date": provenance.date,
+        "tn_wall_min": provenance.wall_time_s / 60,
+        "tn_device": provenance.device,
+        "tn_note": provenance.note,
+        "tn_seeds": int(runs.loc[runs["lr_factor"] == 1.0, "seed"].nunique()),
+        "tn_lr_seeds": int(runs.loc[runs["lr_factor"] != 1.0, "seed"].nunique()),
+    }
+    prose: dict[str, str] = {}
+    # The sweep's coarse grid (negative entropy, p = 1.5, 2, 2.5, 3) on the reruns.
+    coarse = scans[scans["p"].isna() | scans["p"].isin([1.5, 2.0, 2.5, 3.0])]
+    coarse_read = read_p(
+        coarse[(coarse["lr_factor"] == 1.0) & (coarse["analysis"] == "all weights")]
+    )
+    three = coarse_read[coarse_read["trained_potential"] == "3-norm"]
+    on = three["architecture"]
+    prose["tn_coarse"] = each(lambda n: of((on == n) & (three["p_read"] == 2.5), on == n))
+    prose["tn_fine_3"] = each(lambda n: read(n, "3-norm"))
+    prose["tn_fine_2"] = each(lambda n: read(n, "2-norm"))
+    prose["tn_ne_ok"] = each(lambda n: f"{row(n, 'negative_entropy').seeds_correct:.0%}")
+    boot = scans[scans["p_best"].notna() & (scans["p"] == 3.0)]
+    apart = boot["indistinguishable"].astype(str) == "False"
+    prose["tn_boot"] = each(
+        lambda n: of((boot["architecture"] == n) & apart, boot["architecture"] == n)
+    )
+    prose["tn_nosign"] = each(lambda n: read(n, "3-norm", analysis="no sign change"))
+    three_rows = summary[summary["trained_potential"] == "3-norm"]
+    quantiles = three_rows[three_rows["analysis"].str.startswith("|w0|")]
+    prose["tn_quantiles"] = each(lambda n: "{:.2f} to {:.2f}".format(
+        *quantiles.loc[quantiles["architecture"] == n, "p_read"].agg(["min", "max"])))  # fmt: skip
+    tensors = three_rows[three_rows["analysis"].str.startswith("tensor")]
+    prose["tn_tensors"] = each(lambda n: ", ".join(
+        f"{r.p_read:.2f}" for r in tensors[tensors["architecture"] == n].itertuples()))  # fmt: skip
+
+    def slope(net: str, pot: str, p: int) -> str:
+        r = row(net, pot)
+        return f"a = {r.scale_slope:.2f}, {p} − a = {r.predicted_p:.2f}"
+
+    prose["tn_slope_3"] = each(lambda n: slope(n, "3-norm", 3))
+    prose["tn_slope_2"] = each(lambda n: slope(n, "2-norm", 2))
+    all_weights = summary[summary["analysis"] == "all weights"]
+
+    def by_lr(pot: str, text) -> str:
+        def one(net: str) -> str:
+            rows = all_weights[(all_weights["architecture"] == net)
+                               & (all_weights["trained_potential"] == pot)]  # fmt: skip
+            return ", ".join(text(r) for r in rows.sort_values("lr_factor").itertuples())
+
+        return each(one)
+
+    def read_at(r) -> str:
+        return f"×{r.lr_factor:g}: {r.p_read:.2f} ({r.relative_change:.3f}, {r.weight_change:.2f})"
+
+    prose["tn_lr_3"] = by_lr("3-norm", read_at)
+    prose["tn_lr_2"] = by_lr("2-norm", read_at)
+    prose["tn_lr_ne"] = by_lr(
+        "negative_entropy", lambda r: f"×{r.lr_factor:g}: {r.seeds_correct:.0%}"
+    )
+    # Verdicts, from the numbers: does the 3-norm's reading approach 3 as the learning rate
+    # falls, and does the smallest learning rate reach the reading the scale slope predicts?
+    lr3 = all_weights[all_weights["trained_potential"] == "3-norm"]
+    rises = all(g.sort_values("lr_factor")["p_read"].is_monotonic_decreasing
+                for _, g in lr3.groupby("architecture"))  # fmt: skip
+    smallest = lr3.loc[lr3.groupby("architecture")["lr_factor"].idxmin()]
+    numbers["tn_gap"] = float((smallest["p_read"] - smallest["predicted_p"]).abs().max())
+    lr2 = all_weights[all_weights["trained_potential"] == "2-norm"]
+    up_to_chosen = lr2[lr2["lr_factor"] <= 1.0]
+    numbers["tn_spread_2"] = float(
+        up_to_chosen.groupby("architecture")["p_read"].agg(lambda v: v.max() - v.min()).max()
+    )
+    prose["tn_verdict_lr"] = (
+        "on every network the reading rises toward 3 as the learning rate falls"
+        if rises
+        else "the reading does not rise steadily toward 3 as the learning rate falls"
+    )
+    small_runs = runs[(runs["trained_potential"] == "3-norm")
+                      & (runs["lr_factor"] == runs["lr_factor"].min())]  # fmt: skip
+    prose["tn_acc_small"] = each(lambda n: "{:.2f}".format(
+        small_runs.loc[small_runs["architecture"] == n, "train_accuracy"].mean()))  # fmt: skip
+    big = runs[(runs["trained_potential"] == "2-norm") & (runs["lr_factor"] > 1.0)]
+    top = big["lr_factor"].max()
+
+    def two_big(net: str) -> str:
+        r = row(net, "2-norm", top)
+        accuracy = big.loc[big["architecture"] == net, "train_accuracy"].mean()
+        return (f"×{r.lr_factor:g}: relative change {r.relative_change:.2f}, training accuracy "
+                f"{accuracy:.2f}, read {r.p_read:.2f}")  # fmt: skip
+
+    prose["tn_2_big"] = each(two_big)
+
+    def matched(net: str) -> str:
+        """The 3-norm's factor whose change in the weights is closest to the 2-norm's at its
+        chosen learning rate, and how far each reading lies below the scale slope's one."""
+        two = row(net, "2-norm")
+        own = lr3[lr3["architecture"] == net]
+        m = own.loc[(own["weight_change"] - two.weight_change).abs().idxmin()]
+        return (f"the 3-norm at ×{m.lr_factor:g} (weights changed by {m.weight_change:.2f}) "
+                f"reads {m.p_read:.2f} against 3 − a = {m.predicted_p:.2f}, the 2-norm at ×1 "
+                f"(weights changed by {two.weight_change:.2f}) reads {two.p_read:.2f} against "
+                f"2 − a = {two.predicted_p:.2f}")  # fmt: skip
+
+    prose["tn_matched"] = each(matched)
+    return numbers, prose
+
+
 def store_three_norm(
     cfg: ThreeNormConfig,
     cache_dir: str,
@@ -356,7 +501,7 @@ def store_three_norm(
     """Run :func:`run_three_norm` and store its tables ``three_norm_runs`` and
     ``three_norm_scans`` in ``results/paper/deep_networks/`` with their provenance (wall time:
     the networks' wall times added; ``note`` is appended to the provenance's note)."""
-    from mirrorlib.stored import write_stored
+    from mirrorlib.stored import Provenance, write_stored
 
     with cpu_threads(threads):
         runs, scans = run_three_norm(cfg, cache_dir, device, progress=True)
@@ -368,7 +513,8 @@ def store_three_norm(
         "10 to 15): the wall time is not a benchmark.", note,
     ]).strip()  # fmt: skip
     for name, table in (("three_norm_runs", runs), ("three_norm_scans", scans)):
-        write_stored(table, STORED_CHAPTER, name, command, wall, device=device, note=note)
+        record = Provenance.of_this_run(command, wall, device, note)
+        write_stored(table, STORED_CHAPTER, name, record)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

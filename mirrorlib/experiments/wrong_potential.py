@@ -657,20 +657,28 @@ def power_summary(
     entropy vs 2-norm and 2-norm vs 3-norm); ``small_vs_mid``, the largest difference between
     the smallest and middle change; ``large_gain``, the most the largest change adds to the
     smaller two's lower rate; ``rate_se``, the largest sampling error of a rate,
-    ``0.5 / sqrt(repetitions)``; ``change_lo/mid/hi``.
+    ``0.5 / sqrt(repetitions)``; ``change_lo/mid/hi``. A table without those pairs or
+    without exactly three change scales raises ``ValueError`` naming what is missing.
     """
+    same_gap = [
+        ("negative_entropy vs 1.5-norm", "2-norm vs 2.5-norm"),
+        ("negative_entropy vs 2-norm", "2-norm vs 3-norm"),
+    ]
+    wanted = {*POWER_QUOTED.values(), *(pair for pairs in same_gap for pair in pairs)}
+    missing = sorted(wanted - set(power["pair"]))
+    if missing:
+        raise ValueError(f"the power table lacks the pair(s) {missing} that the summary reads")
+    changes = sorted(power["change_scale"].unique())
+    if len(changes) != 3:
+        raise ValueError(f"the power table needs 3 change scales, got {changes}")
     needed = smallest_n(power, "ruled_out", level)
-    lo, mid, hi = sorted(power["change_scale"].unique())
+    lo, mid, hi = changes
     values: dict[str, object] = {"n_max": int(power["n"].max()), "n_min": int(power["n"].min())}
     for key, pair in POWER_QUOTED.items():
         values[f"n90_{key}"] = float(needed.loc[pair, mid])
     far = power.loc[power["exponent_gap"].abs() >= 1, "pair"].unique()
     values["n90_far"] = float(needed.loc[far].max().max())
     rates = power.pivot_table(index=["change_scale", "n"], columns="pair", values="ruled_out")
-    same_gap = [
-        ("negative_entropy vs 1.5-norm", "2-norm vs 2.5-norm"),
-        ("negative_entropy vs 2-norm", "2-norm vs 3-norm"),
-    ]
     values["same_gap"] = max(float((rates[a] - rates[b]).abs().max()) for a, b in same_gap)
     by = power.pivot_table(index=["pair", "n"], columns="change_scale", values="ruled_out")
     values["small_vs_mid"] = float((by[lo] - by[mid]).abs().max())
