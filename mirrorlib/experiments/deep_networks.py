@@ -986,7 +986,7 @@ def network_table(cfg: DeepNetworksConfig) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-STORED_SWEEPS = ("sweep_runs", "sweep_runs_simsiam")
+STORED_SWEEPS = ("sweep_runs", "sweep_runs_simsiam", "sweep_runs_resnet_small")
 """The stored tables (``results/paper/deep_networks/``) of the CPU sweep at the ``paper``
 protocol, in the order they were run; each has :func:`collect`'s columns."""
 
