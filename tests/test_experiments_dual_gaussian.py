@@ -300,3 +300,24 @@ def test_plots_read_the_tables():
     )
     axes = dgplot.plot_clt(clt)
     assert axes.shape == (1, 2)
+
+
+def test_linearisation_and_width_summaries_quote_medians_over_seeds():
+    rows = [
+        {"potential": pot, "ratio": ratio, "seed": s, "lin_error": base * ratio + s}
+        for pot, base in (("negative_entropy", 1.0), ("3-norm", 10.0), ("2-norm", 0.0))
+        for ratio in (0.01, 0.5, 0.7)
+        for s in range(3)
+    ]
+    values = dg.linearisation_summary(pd.DataFrame(rows))
+    assert values == pytest.approx({"lin_ne_lo": 1.01, "lin_ne_hi": 1.5, "lin_p3_lo": 1.1,
+                                    "lin_p3_hi": 6.0})  # fmt: skip
+    with pytest.raises(InputError, match="no N / D = 0.3"):
+        dg.linearisation_summary(pd.DataFrame(rows), high_ratio=0.3)
+    deep = pd.DataFrame({"width": [64, 64, 64, 256], "seed": [0, 1, 2, 0],
+                         "lin_error": [0.1, 0.3, 0.2, 0.05], "relative_change": 1.0,
+                         "delta_cdf": 0.02, "floor": 0.01, "train_accuracy": 1.0})  # fmt: skip
+    by_width = dg.width_summary(deep)
+    assert list(by_width.index) == [64, 256]
+    assert list(by_width.columns) == ["lin_error", "relative_change", "delta_cdf", "floor"]
+    assert by_width.loc[64, "lin_error"] == pytest.approx(0.2)

@@ -87,6 +87,8 @@ __all__ = [
     "run_deep",
     "run_implicit_bias",
     "run_linearisation",
+    "linearisation_summary",
+    "width_summary",
     "sample_inputs",
     "sign_feasible",
 ]
@@ -406,6 +408,27 @@ def run_linearisation(cfg: DualGaussianConfig | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+LIN_HIGH_RATIO = 0.5
+"""The ``N / D`` at which the chapter quotes the linearisation error of large changes."""
+
+
+def linearisation_summary(table: pd.DataFrame, high_ratio: float = LIN_HIGH_RATIO) -> dict:
+    """What the chapter quotes from a :func:`run_linearisation` table: the median over seeds of
+    ``lin_error`` for the negative entropy (``ne``) and the 3-norm (``p3``) at the smallest
+    ``N / D`` (``lin_{key}_lo``) and at ``high_ratio`` (``lin_{key}_hi``)."""
+    if high_ratio not in set(table["ratio"]):
+        raise InputError(
+            f"the table has no N / D = {high_ratio}; it has {sorted(set(table['ratio']))}"
+        )
+    med = table.groupby(["potential", "ratio"])["lin_error"].median()
+    low = table["ratio"].min()
+    values = {}
+    for pot, key in (("negative_entropy", "ne"), ("3-norm", "p3")):
+        values[f"lin_{key}_lo"] = float(med.loc[(pot, low)])
+        values[f"lin_{key}_hi"] = float(med.loc[(pot, high_ratio)])
+    return values
+
+
 def clt_point(cfg: DualGaussianConfig, kind: str, D: int, alpha: float, seed: int) -> list[dict]:
     """The rows of :func:`run_clt` for one input law, ``D``, ``alpha`` and seed: one problem,
     its exact projection for each potential."""
@@ -675,6 +698,12 @@ def run_deep(
             _deep_width(cfg, width, x_a, train.labels, x_b_all, test.labels, rows, hists)
     hist_cols = ["width", "potential", "left", "right", "density"]
     return pd.DataFrame(rows), pd.concat(hists, ignore_index=True)[hist_cols]
+
+
+def width_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Medians over seeds, one row per width, of a :func:`run_deep` table's ``lin_error``,
+    ``relative_change``, ``delta_cdf`` and ``floor``."""
+    return table.groupby("width")[["lin_error", "relative_change", "delta_cdf", "floor"]].median()
 
 
 def _deep_width(
