@@ -128,3 +128,19 @@ def test_prepare_images_size_channels_and_normalisation():
         nw.prepare_images(torch.rand(3, 28, 28), "mlp-32")
     with pytest.raises(InputError, match="unknown architecture"):
         nw.build("vgg")
+
+
+@pytest.mark.parametrize("size", [7, 8, 63, 64])
+@pytest.mark.parametrize(("kernel", "stride"), [(1, 1), (3, 1), (5, 1), (3, 2), (5, 2)])
+def test_same_conv_pads_as_tensorflow(size, kernel, stride):
+    """The conv pads symmetric totals itself and asymmetric ones with F.pad; either way the
+    output equals TensorFlow's "same" padding written out, in both memory formats."""
+    torch.manual_seed(0)
+    conv = nw._SameConv2d(4, 4, kernel, stride, groups=2, bias=False)
+    x = torch.randn(2, 4, size, size)
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    pads = [total // 2, total - total // 2] * 2
+    expected = F.conv2d(F.pad(x, pads), conv.weight, None, stride, 0, 1, 2)
+    torch.testing.assert_close(conv(x), expected, rtol=1e-6, atol=1e-6)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(conv(cl), expected, rtol=1e-5, atol=1e-5)
