@@ -26,8 +26,8 @@ import torch
 from scipy import optimize
 from torch import Tensor
 
-from mirrorlib.experiments import cpu_threads
 from mirrorlib.potentials import NegativeEntropy, Potential, potential
+from mirrorlib.threads import cpu_threads
 
 __all__ = [
     "SMALL_WORK",

@@ -47,6 +47,7 @@ from typing import Any
 import pandas as pd
 
 from mirrorlib.recovery import InputError
+from mirrorlib.threads import cpu_threads
 
 __all__ = [
     "RESULT_MODES",
@@ -392,8 +393,6 @@ def _run_local(
     progress: _Progress,
     threads: int | None,
 ) -> None:
-    from mirrorlib.experiments import cpu_threads
-
     results = dict(stored)
     for task in todo:
         start = time.perf_counter()

@@ -7,14 +7,12 @@ Experiments build on the core modules (:mod:`mirrorlib.potentials`, ...) and nev
 plotting.
 """
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import TypeVar
 
-import torch
-
 from mirrorlib.recovery import InputError
+from mirrorlib.threads import cpu_threads  # the experiments' modules import it from here
 
 __all__ = ["cpu_threads", "preset", "requirement"]
 
@@ -44,19 +42,3 @@ def requirement(what: str) -> Callable[[bool, str], None]:
             raise InputError(f"bad {what} config: {message}")
 
     return need
-
-
-@contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch CPU threads (``None``: unchanged), then restore the count.
-
-    The experiments' small problems run faster on one thread: on two cores a second thread's
-    synchronisation costs more than it saves, and on a shared machine it stalls.
-    """
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
