@@ -13,6 +13,7 @@ import torch
 from mirrorlib import networks as nw
 from mirrorlib import sweep as sw
 from mirrorlib.experiments import deep_networks as dn
+from mirrorlib.experiments import finetuning as ft
 from mirrorlib.recovery import InputError
 
 matplotlib.use("Agg")
@@ -143,16 +144,16 @@ def test_finetune_extends_the_cosine_until_full_accuracy_or_the_cap():
     x = torch.randn(10, 1, 28, 28)[y] + 0.3 * torch.randn(64, 1, 28, 28)  # noisy templates
     model = nw.build("mlp-32")
     cfg = _tiny(stop_at_100=False, epochs=2, extra_epochs=3, max_epochs=11, batch_size=16)
-    res = dn.finetune(model, x, y, "2-norm", 1e-6, cfg, seed=0)  # far too small to fit
+    res = ft.finetune(model, x, y, "2-norm", 1e-6, cfg, seed=0)  # far too small to fit
     assert res.epochs == 11 and res.train_accuracy < 0.5
-    res = dn.finetune(nw.build("mlp-32"), x, y, "2-norm", 0.05, cfg, seed=0)
+    res = ft.finetune(nw.build("mlp-32"), x, y, "2-norm", 0.05, cfg, seed=0)
     assert res.epochs in (2, 5, 8, 11)  # accuracy is only checked at the end of a horizon
     assert res.train_accuracy == 1.0 or (res.epochs == 11 and res.train_accuracy > 0.9)
 
 
 def test_a_diverging_run_is_recorded_not_raised():
     x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
-    res = dn.finetune(nw.build("mlp-32"), x, y, "2-norm", 1e6, _tiny(), seed=0)
+    res = ft.finetune(nw.build("mlp-32"), x, y, "2-norm", 1e6, _tiny(), seed=0)
     assert res.train_accuracy == 0.0 and math.isinf(res.final_loss)
 
 
@@ -196,7 +197,7 @@ def test_augment_shifts_within_bounds():
     gen = torch.Generator().manual_seed(0)
     x = torch.zeros(4, 1, 28, 28)
     x[:, :, 14, 14] = 1
-    out = dn.augment(x, gen, shift=3, noise=0.0)
+    out = ft.augment(x, gen, shift=3, noise=0.0)
     assert out.shape == x.shape
     for img in out:
         r, c = (img[0] == 1).nonzero()[0].tolist()
@@ -220,7 +221,7 @@ def test_every_architecture_survives_a_tiny_finetune_and_analysis(name):
     y = torch.arange(16) % 10
     model, _ = dn._prepare_model(base, setup, "supervised", y, 0, "cpu")
     cfg = _tiny(epochs=1, max_epochs=1, batch_size=8)
-    res = dn.finetune(model, x, y, "negative_entropy", 0.1, cfg, seed=0)
+    res = ft.finetune(model, x, y, "negative_entropy", 0.1, cfg, seed=0)
     assert res.epochs == 1
     scan, info = dn.analyse(
         nw.analysed_weights(base, name), nw.analysed_weights(model, name), dn.CANDIDATES, 0
@@ -294,14 +295,14 @@ def test_a_cnn_on_the_cpu_is_finetuned_channels_last_and_analysed_in_logical_ord
     torch.manual_seed(0)
     y = torch.arange(32) % 10
     x = torch.randn(10, 1, 28, 28)[y] + 0.3 * torch.randn(32, 1, 28, 28)
-    assert not dn._prefers_channels_last(nw.build("mlp-32"), x.flatten(1))
+    assert not ft._prefers_channels_last(nw.build("mlp-32"), x.flatten(1))
     base = nw.build("mnist-cnn")
     plain = {k: v.clone() for k, v in base.state_dict().items()}
     model = nw.build("mnist-cnn")
     model.load_state_dict(plain)
-    assert dn._prefers_channels_last(model, x)
+    assert ft._prefers_channels_last(model, x)
     cfg = _tiny(stop_at_100=False, epochs=1, max_epochs=1, batch_size=16)
-    dn.finetune(model, x, y, "ne", 1e-3, cfg, seed=0)
+    ft.finetune(model, x, y, "ne", 1e-3, cfg, seed=0)
     convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
     after = nw.analysed_weights(model, "mnist-cnn")

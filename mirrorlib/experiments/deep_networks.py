@@ -16,14 +16,14 @@ machine or on a Ray cluster. The networks that mirrorlib pretrains itself, and t
 rate chosen for each (network, potential), are tasks of the same sweep, run once and stored in
 the same folder (``pretrained/``, ``lr/``) for every seed to reuse.
 
-Protocol (:func:`finetune`), after the authors' code: cross-entropy; ``MirrorDescent`` over all
-parameters with the trained potential and momentum 0.9; batch 256; learning rate annealed
-per epoch on a cosine, ``lr_e = lr (1 + cos(pi e / T)) / 2``, over ``T = epochs`` epochs,
-extended by ``extra_epochs`` (the cosine stretched over the new ``T``) up to ``max_epochs``
-while the training accuracy (measured in eval mode after an epoch) is below 100 %; the
-learning rate comes from a search over ``lrs`` on a separate draw of examples
-(:func:`choose_lr`), and a run whose loss diverges at it is repeated at the next smaller one
-of the grid (:func:`run_one`).
+Protocol (:func:`mirrorlib.experiments.finetuning.finetune`), after the authors' code:
+cross-entropy; ``MirrorDescent`` over all parameters with the trained potential and momentum
+0.9; batch 256; learning rate annealed per epoch on a cosine, ``lr_e = lr (1 + cos(pi e / T))
+/ 2``, over ``T = epochs`` epochs, extended by ``extra_epochs`` (the cosine stretched over the
+new ``T``) up to ``max_epochs`` while the training accuracy (measured in eval mode after an
+epoch) is below 100 %; the learning rate comes from a search over ``lrs`` on a separate draw
+of examples (:func:`choose_lr`), and a run whose loss diverges at it is repeated at the next
+smaller one of the grid (:func:`run_one`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ from mirrorlib import networks as nw
 from mirrorlib import sweep
 from mirrorlib.data import load_dataset
 from mirrorlib.experiments import cpu_threads, preset, requirement
-from mirrorlib.optim import MirrorDescent
+from mirrorlib.experiments.finetuning import SimSiam, augment, batches, finetune
 from mirrorlib.potentials import potential as make_potential
 from mirrorlib.recovery import InputError, scan_geometry
 from mirrorlib.stats import delta_cdf
@@ -63,7 +63,6 @@ __all__ = [
     "collect",
     "config",
     "execute_sweep",
-    "finetune",
     "finetune_run",
     "network_table",
     "pretrain",
@@ -340,10 +339,6 @@ def _images(name: str, split: str, n: int | None, seed: int) -> tuple[Tensor, Te
     return data.images, data.labels
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
-    return list(torch.randperm(n, generator=generator).split(batch_size))
-
-
 def pretrain(setup: NetworkSetup, cfg: DeepNetworksConfig, device: str) -> dict[str, Tensor]:
     """The state dict (on the CPU) of ``setup``'s network pretrained here: SGD (momentum 0.9,
     cross-entropy, batch 128, cosine schedule over ``pretrain_epochs``) on ``pretrain_examples``
@@ -362,7 +357,7 @@ def pretrain(setup: NetworkSetup, cfg: DeepNetworksConfig, device: str) -> dict[
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     for _ in range(cfg.pretrain_epochs):
-        for idx in _batches(len(y), 128, gen):
+        for idx in batches(len(y), 128, gen):
             idx = idx.to(device)
             opt.zero_grad()
             F.cross_entropy(model(x[idx]), y[idx]).backward()
@@ -408,103 +403,7 @@ def n_samples(setup: NetworkSetup) -> int:
     return setup.n_samples or int(round(math.sqrt(nw.n_analysed(setup.architecture))))
 
 
-# --------------------------------------------------------------------------- finetuning
-
-
-@dataclass
-class FinetuneResult:
-    """What :func:`finetune` did: epochs run, final training accuracy and mean loss."""
-
-    epochs: int
-    train_accuracy: float
-    final_loss: float
-    history: list[float] = field(default_factory=list)
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: Tensor, y: Tensor, batch: int = 512) -> float:
-    model.eval()
-    correct = sum(
-        int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum())
-        for i in range(0, len(y), batch)
-    )
-    return correct / len(y)
-
-
-def _prefers_channels_last(model: nn.Module, x: Tensor) -> bool:
-    """Images on the CPU into a convolutional network: convolutions run about twice as fast
-    channels-last there (measured: MobileNetV2's forward and backward pass at 64 px, 1.1 s vs
-    2.2 s per batch of 256 on one core). The arithmetic is the same up to rounding."""
-    return (
-        x.device.type == "cpu"
-        and x.dim() == 4
-        and any(isinstance(m, nn.Conv2d) for m in model.modules())
-    )
-
-
-def finetune(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    trained_potential: str,
-    lr: float,
-    cfg: DeepNetworksConfig,
-    seed: int,
-    epochs: int | None = None,
-    loss_fn: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
-) -> FinetuneResult:
-    """Train ``model`` (in place, on ``x``'s device) by mirror descent with
-    ``trained_potential`` over all its parameters, to 100 % training accuracy.
-
-    Cosine schedule per epoch over ``T = epochs`` (default ``cfg.epochs``), extended by
-    ``cfg.extra_epochs`` up to ``cfg.max_epochs`` while the accuracy is below 1 (with
-    ``cfg.stop_at_100`` it stops at the first epoch reaching 1). A convolutional network on
-    the CPU is switched to channels-last memory (:func:`_prefers_channels_last`).
-    ``loss_fn(model, xb, yb)`` replaces the cross-entropy (e.g. a self-supervised loss; the
-    accuracy is then NaN and the run lasts ``T`` epochs). A loss that turns non-finite stops the
-    run (accuracy 0).
-    """
-    supervised = loss_fn is None
-    loss_fn = loss_fn or (lambda m, xb, yb: F.cross_entropy(m(xb), yb))
-    if _prefers_channels_last(model, x):
-        model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    opt = MirrorDescent(
-        model.parameters(), lr=lr, potential=trained_potential, momentum=cfg.momentum
-    )
-    gen = torch.Generator().manual_seed(seed)
-    horizon = epochs or cfg.epochs
-    max_epochs = max(cfg.max_epochs, horizon)
-    epoch, acc, history = 0, 0.0, []
-    while True:
-        model.train()
-        for group in opt.param_groups:
-            group["lr"] = lr * (1 + math.cos(math.pi * epoch / horizon)) / 2
-        total, count = 0.0, 0
-        for idx in _batches(len(y), cfg.batch_size, gen):
-            idx = idx.to(x.device)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model, x[idx], y[idx])
-            if not torch.isfinite(loss):
-                return FinetuneResult(epoch + 1, 0.0 if supervised else math.nan, math.inf, history)
-            loss.backward()
-            opt.step()
-            total, count = total + float(loss.detach()) * len(idx), count + len(idx)
-        epoch += 1
-        history.append(total / count)
-        if not supervised:
-            if epoch >= horizon:
-                return FinetuneResult(epoch, math.nan, history[-1], history)
-            continue
-        if cfg.stop_at_100 or epoch == horizon:
-            acc = _accuracy(model, x, y)
-            if acc == 1.0:
-                break
-            if epoch == horizon:
-                if horizon >= max_epochs:
-                    break
-                horizon = min(horizon + cfg.extra_epochs, max_epochs)
-    return FinetuneResult(epoch, acc, history[-1], history)
+# --------------------------------------------------------------------------- learning rates
 
 
 def search_lr(
@@ -566,47 +465,7 @@ def choose_lr(
     return float(sweep.cached(cache_dir, task, state=state)["lr"])
 
 
-# --------------------------------------------------------------------------- self-supervised
-
-
-class SimSiam(nn.Module):
-    """SimSiam (Chen & He 2021) around a backbone whose classifier is removed: projector
-    ``f -> 256 -> 256`` and predictor ``256 -> 64 -> 256`` (new, randomly initialised); the loss
-    of two views is ``-(cos(p1, sg(z2)) + cos(p2, sg(z1))) / 2``."""
-
-    def __init__(self, backbone: nn.Module, n_features: int, dim: int = 256):
-        super().__init__()
-        self.backbone = backbone
-        self.projector = nn.Sequential(
-            nn.Linear(n_features, dim), nn.BatchNorm1d(dim), nn.ReLU(), nn.Linear(dim, dim),
-            nn.BatchNorm1d(dim),
-        )  # fmt: skip
-        self.predictor = nn.Sequential(
-            nn.Linear(dim, dim // 4), nn.BatchNorm1d(dim // 4), nn.ReLU(), nn.Linear(dim // 4, dim)
-        )
-
-    def loss(self, view1: Tensor, view2: Tensor) -> Tensor:
-        z1, z2 = self.projector(self.backbone(view1)), self.projector(self.backbone(view2))
-        p1, p2 = self.predictor(z1), self.predictor(z2)
-        cos = F.cosine_similarity
-        return -(cos(p1, z2.detach()).mean() + cos(p2, z1.detach()).mean()) / 2
-
-
-def augment(x: Tensor, generator: torch.Generator, shift: int = 3, noise: float = 0.1) -> Tensor:
-    """A random view: each image shifted by up to ``shift`` pixels (zero padding, in units of
-    the input's size / 28), plus Gaussian noise of ``noise`` times the input's std."""
-    n, _, h, w = x.shape
-    s = max(1, round(shift * h / 28))
-    padded = F.pad(x, (s, s, s, s))
-    dy = torch.randint(0, 2 * s + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * s + 1, (n,), generator=generator)
-    rows = (dy.view(n, 1) + torch.arange(h)).to(x.device)
-    cols = (dx.view(n, 1) + torch.arange(w)).to(x.device)
-    out = padded[torch.arange(n, device=x.device).view(n, 1, 1, 1),
-                 torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1),
-                 rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]  # fmt: skip
-    eps = torch.randn(out.shape, generator=generator).to(x.device)
-    return out + noise * float(x.std()) * eps
+# --------------------------------------------------------------------------- the model to finetune
 
 
 def _prepare_model(

@@ -2,7 +2,7 @@
 
 At the paper's protocol the 3-norm is recovered as the 2.5-norm on the MLPs of widths 32 and
 128 (and on MobileNetV2). This module reruns that finetuning (the same pretraining, learning-rate
-choice and :func:`mirrorlib.experiments.deep_networks.finetune` as the sweep), keeps the weights
+choice and :func:`mirrorlib.experiments.finetuning.finetune` as the sweep), keeps the weights
 before and after, and scores them several ways:
 
 - a fine grid of p-norms (``grid``, default 1.1 ... 3.5 in steps of 0.1, and the negative
@@ -46,6 +46,7 @@ from torch import Tensor
 from mirrorlib import networks as nw
 from mirrorlib.experiments import cpu_threads
 from mirrorlib.experiments import deep_networks as dn
+from mirrorlib.experiments import finetuning as ft
 from mirrorlib.potentials import potential as make_potential
 from mirrorlib.recovery import scan_geometry
 from mirrorlib.stats import delta_cdf
@@ -121,9 +122,9 @@ def finetune_weights(
     lrs: Sequence[float],
     state: dict[str, Tensor] | None,
     device: str = "cpu",
-) -> tuple[dict[str, Tensor], dict[str, Tensor], dn.FinetuneResult, float]:
+) -> tuple[dict[str, Tensor], dict[str, Tensor], ft.FinetuneResult, float]:
     """Finetune as :func:`~mirrorlib.experiments.deep_networks.finetune_run` does (the same
-    data, seeds, model preparation and :func:`~mirrorlib.experiments.deep_networks.finetune`),
+    data, seeds, model preparation and :func:`~mirrorlib.experiments.finetuning.finetune`),
     trying ``lrs`` in turn until the loss stays finite; return the analysed weights before and
     after, the result and the learning rate that finished."""
     n = dn.n_samples(setup)
@@ -134,7 +135,7 @@ def finetune_weights(
     for lr in lrs:
         torch.manual_seed(seed)
         model, loss_fn = dn._prepare_model(base, setup, "supervised", y, seed, device)
-        res = dn.finetune(model, x, y, trained_potential, lr, cfg, seed, None, loss_fn)
+        res = ft.finetune(model, x, y, trained_potential, lr, cfg, seed, None, loss_fn)
         if math.isfinite(res.final_loss):
             break
     after = nw.analysed_weights(model.cpu(), setup.architecture)
