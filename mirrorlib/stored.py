@@ -176,7 +176,8 @@ class PaperScaleStore:
     """A chapter's stored tables: ``start()`` before computing a table, ``save(table, name)``
     after, and the table is stored (:func:`write_stored`, command :data:`BOOK_COMMAND`) with
     the wall time since ``start()`` when the book is built at ``scale == "paper"``; at other
-    scales ``save`` writes nothing and returns None.
+    scales ``save`` writes nothing and returns None. A ``save`` without an earlier ``start()``
+    raises ``RuntimeError`` at every scale, so that a ``ci`` build finds it.
 
         paper = PaperScaleStore(scale, "biology", ctx.device)
         paper.start()
@@ -187,7 +188,7 @@ class PaperScaleStore:
     def __init__(self, scale: str, chapter: str, device: str | torch.device = "cpu") -> None:
         _check_name(chapter)
         self.scale, self.chapter, self.device = scale, chapter, device
-        self._start = time.perf_counter()
+        self._start: float | None = None
 
     def start(self) -> None:
         """Start timing the next table(s)."""
@@ -195,6 +196,8 @@ class PaperScaleStore:
 
     def save(self, table: pd.DataFrame, name: str) -> Provenance | None:
         """Store ``table`` as ``name`` at ``paper`` scale; the wall time is since ``start()``."""
+        if self._start is None:
+            raise RuntimeError(f"{self.chapter}: call start() before computing the table {name!r}")
         if self.scale != "paper":
             return None
         wall = time.perf_counter() - self._start

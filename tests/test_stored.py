@@ -79,6 +79,8 @@ def test_bad_names_and_missing_tables_raise(tmp_path):
 def test_chapters_store_only_at_paper_scale(tmp_path, monkeypatch):
     monkeypatch.setattr("mirrorlib.stored.STORED_ROOT", tmp_path)
     ci = PaperScaleStore("ci", "chapter")
+    with pytest.raises(RuntimeError, match=r"call start\(\) before computing the table 't'"):
+        ci.save(table(), "t")
     ci.start()
     assert ci.save(table(), "t") is None
     assert not (tmp_path / "chapter").exists()
