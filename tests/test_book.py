@@ -79,7 +79,9 @@ def test_launch_buttons_open_the_paired_notebook(built):
     assert repository.colab_url("book/tiny.ipynb") in hrefs
     assert repository.url in hrefs
     assert any(h.startswith(f"{repository.url}/issues/new") for h in hrefs)
-    assert any(h.startswith(f"{repository.url}/edit/{repository.branch}/") for h in hrefs)
+    # the page is built from the executed .ipynb; its edit link opens the MyST source
+    assert f"{repository.url}/edit/{repository.branch}/book/tiny.md" in hrefs
+    assert not any("/edit/" in h and h.endswith(".ipynb") for h in hrefs)
 
 
 def test_the_executed_notebook_names_no_folder_of_the_builder(built):
