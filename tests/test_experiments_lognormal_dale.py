@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from mirrorlib.experiments import lognormal_dale as ld
+from mirrorlib.experiments.lognormal_dale import dale as ld_impl
 from mirrorlib.plotting import lognormal_dale as plots
 from mirrorlib.recovery import InputError
 from mirrorlib.stats import delta_cdf_floor
@@ -267,7 +268,7 @@ def test_a_diverging_seed_is_retrained_with_a_smaller_rate():
     X = torch.stack([p.X[:14] for p in problems])
     y = torch.stack([p.y[:14] for p in problems])
     w0 = torch.stack([p.w0["lognormal"] for p in problems])
-    choice = ld.linreg.LrChoice(lr=1e4, steps=100, loss=0.0)
-    w, loss, lrs = ld._train_stable(cfg, X, y, w0, ld.potential("2-norm"), choice)
+    choice = ld_impl.linreg.LrChoice(lr=1e4, steps=100, loss=0.0)
+    w, loss, lrs = ld_impl._train_stable(cfg, X, y, w0, ld_impl.potential("2-norm"), choice)
     assert torch.isfinite(w).all() and torch.isfinite(loss).all()
     assert (lrs < 1e4).all()
