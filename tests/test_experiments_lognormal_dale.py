@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
+from mirrorlib.experiments import linear_regression as linreg
 from mirrorlib.experiments import lognormal_dale as ld
+from mirrorlib.experiments.lognormal_dale import regression as ld_reg
 from mirrorlib.plotting import lognormal_dale as plots
+from mirrorlib.potentials import potential
 from mirrorlib.recovery import InputError
 from mirrorlib.stats import delta_cdf_floor
 
@@ -30,6 +33,21 @@ def regression():
         regression_lrs=(0.1, 0.3, 1.0, 3.0, 10.0),
     )
     return ld.run_regression(cfg)
+
+
+@pytest.fixture(scope="module")
+def regression_two_alphas():
+    # the settings of `regression` with a second alpha, so that small and large alpha differ
+    cfg = ld.config(
+        "ci",
+        dim=1000,
+        alphas=(0.5, 0.75),
+        label_scales=(1.0, 4.0),
+        example_scale=4.0,
+        n_seeds_regression=2,
+        regression_lrs=(0.1, 0.3, 1.0, 3.0, 10.0),
+    )
+    return cfg, ld.run_regression(cfg).table
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +285,65 @@ def test_a_diverging_seed_is_retrained_with_a_smaller_rate():
     X = torch.stack([p.X[:14] for p in problems])
     y = torch.stack([p.y[:14] for p in problems])
     w0 = torch.stack([p.w0["lognormal"] for p in problems])
-    choice = ld.linreg.LrChoice(lr=1e4, steps=100, loss=0.0)
-    w, loss, lrs = ld._train_stable(cfg, X, y, w0, ld.potential("2-norm"), choice)
+    choice = linreg.LrChoice(lr=1e4, steps=100, loss=0.0)
+    w, loss, lrs = ld_reg._train_stable(cfg, X, y, w0, potential("2-norm"), choice)
     assert torch.isfinite(w).all() and torch.isfinite(loss).all()
     assert (lrs < 1e4).all()
+
+
+def test_regression_summary_gives_the_chapters_medians(regression_two_alphas):
+    cfg, table = regression_two_alphas
+    # the chapter's cells before regression_summary, verbatim (ci cell, then the paper cell)
+    cells = table.groupby(["alpha", "init", "potential", "label_scale"])
+    med = cells[["relative_change", "delta_cdf_log_after", "corr_log_change"]].median()
+    eg_ln = med.xs(("lognormal", "negative_entropy"), level=("init", "potential"))
+    a_small, a_large = cfg.alphas[0], cfg.alphas[-1]
+    c_max = max(cfg.label_scales)
+    gd_ln = med.xs(("lognormal", "2-norm"), level=("init", "potential"))
+    eg_n = med.xs(("normal", "negative_entropy"), level=("init", "potential"))
+    dual = cells["delta_cdf_dual"].median().xs(("lognormal", "negative_entropy"),
+                                                level=("init", "potential"))  # fmt: skip
+    old = {
+        "eg_small_max_rel": float(eg_ln.loc[a_small, "relative_change"].max()),
+        "eg_small_max_dcdf": float(eg_ln.loc[a_small, "delta_cdf_log_after"].max()),
+        "eg_large_min_dcdf": float(eg_ln.loc[a_large, "delta_cdf_log_after"].min()),
+        "eg_large_max_dcdf": float(eg_ln.loc[a_large, "delta_cdf_log_after"].max()),
+        "eg_small_corr": float(eg_ln.loc[a_small, "corr_log_change"].abs().max()),
+        "eg_large_corr": float(eg_ln.loc[a_large, "corr_log_change"].abs().max()),
+        "gd_min_dcdf": float(gd_ln["delta_cdf_log_after"].min()),
+        "gd_min_rel": float(gd_ln.loc[a_small, "relative_change"].min()),
+        "egn_first": float(eg_n.loc[(a_small, min(cfg.label_scales)), "delta_cdf_log_after"]),
+        "egn_last": float(eg_n.loc[(a_small, c_max), "delta_cdf_log_after"]),
+        "eg_large_dual": float(dual.loc[a_large].max()),
+        "alpha_small": a_small,
+        "alpha_large": a_large,
+    }
+    paper_med = table.groupby(["alpha", "init", "potential", "label_scale"])[
+        ["relative_change", "delta_cdf_log_after", "floor"]].median()  # fmt: skip
+    eg_paper = paper_med.xs(("lognormal", "negative_entropy"), level=("init", "potential"))
+    gd_paper = paper_med.xs(("lognormal", "2-norm"), level=("init", "potential"))
+    old_paper = {
+        "eg_small_max_rel": float(eg_paper.loc[a_small, "relative_change"].max()),
+        "eg_small_max_dcdf": float(eg_paper.loc[a_small, "delta_cdf_log_after"].max()),
+        "eg_large_max_dcdf": float(eg_paper.loc[a_large, "delta_cdf_log_after"].max()),
+        "median_floor": float(eg_paper["floor"].iloc[0]),
+        "gd_min_dcdf": float(gd_paper["delta_cdf_log_after"].min()),
+    }
+    summary = ld.regression_summary(table)
+    assert set(summary) == set(old) | set(old_paper)
+    assert {key: summary[key] for key in old} == old  # exactly, not approximately
+    assert {key: summary[key] for key in old_paper} == old_paper
+    assert all(type(v) is float for v in summary.values())
+    assert summary["eg_large_max_dcdf"] != summary["eg_small_max_dcdf"]  # the alphas differ
+    # the row order of the table does not matter
+    assert ld.regression_summary(table.sample(frac=1.0, random_state=0)) == summary
+
+
+def test_regression_summary_names_what_the_table_lacks(regression):
+    table = regression.table
+    with pytest.raises(InputError, match="no column.*corr_log_change"):
+        ld.regression_summary(table.drop(columns=["corr_log_change"]))
+    with pytest.raises(InputError, match="init='normal' and potential='negative_entropy'"):
+        ld.regression_summary(table[table["init"] == "lognormal"])
+    with pytest.raises(InputError, match="init='lognormal' and potential='2-norm'"):
+        ld.regression_summary(table[table["potential"] == "negative_entropy"])
