@@ -410,29 +410,26 @@ def run_book(
     results_dir = build / "results" / scale
     device = resolve_device(device)
     report = BookReport(scale)
-    if ray is not None:
-        from mirrorlib.sweep import execute_chapters
 
-        parameters = {
-            "scale": scale,
-            "device": device,
-            "seed": seed,
-            "results_dir": str(results_dir),
-            "figures_dir": str(build / "figures" / scale),
-        }
-        report.chapters = execute_chapters(selected, executed_dir, parameters, ray)
-    for page in tqdm(selected if ray is None else [], desc="chapters", unit="chapter"):
+    def parameters(page: Page) -> dict:
         # Folders relative to the chapter's own, so that an executed notebook (which a reader
         # downloads from the book) names no folder of the machine that built it.
         here = page.source.parent
-        parameters = {
+        return {
             "scale": scale,
             "device": device,
             "seed": seed,
             "results_dir": os.path.relpath(results_dir, here),
             "figures_dir": os.path.relpath(build / "figures" / scale, here),
         }
-        run = execute_chapter(page, executed_dir, parameters)
+
+    if ray is not None:
+        from mirrorlib.sweep import execute_chapters
+
+        folders = {"results": results_dir, "figures": build / "figures" / scale}
+        report.chapters = execute_chapters(selected, executed_dir, parameters, folders, ray)
+    for page in tqdm(selected if ray is None else [], desc="chapters", unit="chapter"):
+        run = execute_chapter(page, executed_dir, parameters(page))
         if run.status == "failed":
             tqdm.write(f"FAILED {run.name}: {run.error}", file=sys.stderr)
         report.chapters.append(run)

@@ -572,10 +572,12 @@ def run_tasks(
 
 
 def _execute_chapter_remote(page, executed_dir: str, parameters: dict, shared: bool):
-    """The body of a chapter's Ray task. Shared mode: execute into the book's own folders.
-    Driver mode: execute into a folder of this worker and return the chapter's run and every
-    file it wrote (executed notebook, tables, figures), as ``{(place, relative path): bytes}``
-    with ``place`` one of ``executed``, ``results``, ``figures``."""
+    """The body of a chapter's Ray task; ``parameters`` name the results and figures folders
+    relative to the chapter's own (the working folder of its execution). Shared mode: execute
+    into the book's own folders. Driver mode: execute into a folder of this worker and return
+    the chapter's run and every file it wrote (executed notebook, tables, figures), as
+    ``{(place, relative path): bytes}`` with ``place`` one of ``executed``, ``results``,
+    ``figures``; the executed notebook names the relative folders, not the worker's."""
     import tempfile
 
     from mirrorlib.book import execute_chapter
@@ -594,41 +596,49 @@ def _execute_chapter_remote(page, executed_dir: str, parameters: dict, shared: b
             for path in sorted(folder.rglob("*"))
             if path.is_file()
         }
+    for key, data in files.items():
+        if key[0] == "executed":
+            for place in ("results", "figures"):
+                relative = json.dumps(parameters[f"{place}_dir"])[1:-1].encode()
+                data = data.replace(json.dumps(str(folders[place]))[1:-1].encode(), relative)
+            files[key] = data
     return run, files
 
 
 def execute_chapters(
-    pages: Sequence[Any], executed_dir: Path, parameters: dict, executor: RayExecutor
+    pages: Sequence[Any],
+    executed_dir: Path,
+    parameters: Callable[[Any], dict],
+    folders: dict[str, Path],
+    executor: RayExecutor,
 ) -> list:
     """Execute each chapter of ``pages`` (:class:`mirrorlib.book.Page`) as one Ray task (one
-    CPU, and one GPU when ``parameters["device"]`` is ``cuda``), the way
+    CPU, and one GPU when its parameters' ``device`` is ``cuda``), the way
     :func:`mirrorlib.book.execute_chapter` does here; return their
-    :class:`mirrorlib.book.ChapterRun` s in the order of ``pages``.
+    :class:`mirrorlib.book.ChapterRun` s in the order of ``pages``. ``parameters(page)`` are
+    the chapter's papermill parameters, with ``results_dir`` and ``figures_dir`` relative to
+    its folder; ``folders`` holds the same two folders (keys ``results``, ``figures``) as
+    paths here.
 
     Every worker needs the book's sources at the same path as here (a shared filesystem, or
     the same checkout). In driver mode the executed notebook and the tables and figures a
     chapter wrote travel back through Ray and are written here, atomically, into
-    ``executed_dir``, ``parameters["results_dir"]`` and ``parameters["figures_dir"]``; in
-    shared mode the workers write them there themselves (and a chapter's stored results, such
-    as the deep-network sweep's runs, are reused from one build to the next)."""
+    ``executed_dir`` and ``folders``; in shared mode the workers write them there themselves
+    (and a chapter's stored results, such as the deep-network sweep's runs, are reused from
+    one build to the next)."""
     import ray
     from tqdm import tqdm
 
     executor.connect()
     remote = ray.remote(_execute_chapter_remote)
-    gpus = 1 if parameters.get("device") == "cuda" else 0
     shared = executor.results == "shared"
-    refs = [
-        remote.options(
-            num_cpus=1, num_gpus=gpus, max_retries=executor.max_retries, name=f"book:{p.name}"
-        ).remote(p, str(executed_dir), parameters, shared)
-        for p in pages
-    ]
-    places = {
-        "executed": Path(executed_dir),
-        "results": Path(parameters["results_dir"]),
-        "figures": Path(parameters["figures_dir"]),
-    }
+    refs = []
+    for p in pages:
+        gpus = 1 if parameters(p).get("device") == "cuda" else 0
+        options = {"num_cpus": 1, "num_gpus": gpus, "max_retries": executor.max_retries}
+        task = remote.options(**options, name=f"book:{p.name}")
+        refs.append(task.remote(p, str(executed_dir), parameters(p), shared))
+    places = {"executed": Path(executed_dir), **{k: Path(v) for k, v in folders.items()}}
     runs: dict[int, Any] = {}
     index = {ref: i for i, ref in enumerate(refs)}
     with tqdm(total=len(refs), desc="chapters", unit="chapter", file=sys.stderr) as bar:

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -383,6 +384,11 @@ def test_the_book_runs_each_chapter_as_a_ray_task_and_the_driver_builds_the_html
     assert not report.failed, report.format()
     assert report.html_status == "ok" and (root / "_build" / "html" / "index.html").is_file()
     assert list((root / "_build" / "figures" / "ci").glob("*.png"))
+    executed = (root / "_build" / "executed" / "ci" / "book" / "tiny.ipynb").read_text()
+    assert "mirrorlib-chapter-" not in executed and str(tmp_path) not in executed
+    cells = nbformat.reads(executed, 4).cells
+    injected = next(c for c in cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert 'results_dir = "../_build/results/ci"' in injected.source  # as a local build's
     here = _tiny_book(tmp_path / "here")
     assert not run_book(here, "ci", device="cpu", html=False).failed
 
