@@ -1,6 +1,6 @@
 """Log-normal weights and Dale's law: the experiments of the chapter "Log-normal weights and
 Dale's law" (``book/lognormal_dale.md``). The code lives in three modules, all re-exported here:
-:mod:`~mirrorlib.experiments.lognormal_dale.config` (the settings both parts share),
+:mod:`~mirrorlib.experiments.lognormal_dale.settings` (the settings both parts share),
 :mod:`~mirrorlib.experiments.lognormal_dale.regression` (Part 1 and the statistics of
 ``log|w|``) and :mod:`~mirrorlib.experiments.lognormal_dale.dale` (Part 2).
 
@@ -35,15 +35,6 @@ tables the figures draw. All functions are deterministic: the same configuration
 tables.
 """
 
-from mirrorlib.experiments.lognormal_dale.config import (
-    DALE_METHODS,
-    INITS,
-    METHOD_LABELS,
-    PRESETS,
-    W0_SECOND_MOMENT,
-    LognormalDaleConfig,
-    config,
-)
 from mirrorlib.experiments.lognormal_dale.dale import (
     DaleData,
     DaleMLP,
@@ -67,6 +58,15 @@ from mirrorlib.experiments.lognormal_dale.regression import (
     regression_summary,
     run_regression,
     sample_w0,
+)
+from mirrorlib.experiments.lognormal_dale.settings import (
+    DALE_METHODS,
+    INITS,
+    METHOD_LABELS,
+    PRESETS,
+    W0_SECOND_MOMENT,
+    LognormalDaleConfig,
+    config,
 )
 
 __all__ = [

@@ -18,17 +18,17 @@ import torch
 from torch import Tensor, nn
 
 from mirrorlib.data import ImageDataset, load_dataset
-from mirrorlib.experiments.lognormal_dale.config import (
+from mirrorlib.experiments.lognormal_dale.regression import (
+    _floor,
+    _nonzero_log,
+    log_weight_delta_cdf,
+)
+from mirrorlib.experiments.lognormal_dale.settings import (
     DALE_METHODS,
     PRESETS,
     LognormalDaleConfig,
     _generator,
     _one_thread,
-)
-from mirrorlib.experiments.lognormal_dale.regression import (
-    _floor,
-    _nonzero_log,
-    log_weight_delta_cdf,
 )
 from mirrorlib.init import random_signs, signed_lognormal_
 from mirrorlib.optim import MirrorDescent, SignConstrainedSGD

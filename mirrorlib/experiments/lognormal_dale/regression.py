@@ -20,7 +20,7 @@ from scipy import special
 from torch import Tensor
 
 from mirrorlib.experiments import linear_regression as linreg
-from mirrorlib.experiments.lognormal_dale.config import (
+from mirrorlib.experiments.lognormal_dale.settings import (
     INITS,
     PRESETS,
     W0_SECOND_MOMENT,
