@@ -1,73 +1,76 @@
 """What synapse measurements can tell us: the experiments of ``book/synapse_data.md``.
 
-**The model (paper Fig 5).** A weight after learning is
-``w = (phi')^{-1}(phi'(w0) + xi)``, ``xi ~ N(mu, s^2)``, for a potential ``phi`` and a law of
-the starting weight ``w0``. With ``theta = phi'(w)`` the dual coordinate, the density of ``w``
-follows by a change of variables,
-
-    p(w) = f(phi'(w)) phi''(w) / P(theta > theta_min),
-
-where ``f`` is the density of ``theta = phi'(w0) + xi`` and ``phi''`` is
-:meth:`~mirrorlib.potentials.Potential.hess_diag`. Volumes are positive: a positive weight has
-``theta > theta_min = phi'(0+)``, which is ``-inf`` for negative entropy (no constraint) and 0
-for the p-norms and hyperbolic entropy. For those, a Gaussian change can carry a weight below
-zero; such a synapse would have vanished and could not be measured, so the model is the law of
-the *surviving* synapses: ``f`` truncated to ``theta > theta_min`` and renormalised (the
-division above).
-
-Laws of ``w0`` (:data:`W0_MODELS`):
-
-- ``constant`` ``w0 = c``: ``theta ~ N(m, s^2)`` with ``m = phi'(c) + mu`` (``c`` and ``mu``
-  enter only through ``m``): 2 free parameters ``(m, s)``;
-- ``two_constants`` (the paper's choice): ``theta ~ pi N(m1, s^2) + (1 - pi) N(m2, s^2)``:
-  4 parameters ``(m1, m2, s, pi)``;
-- ``lognormal`` ``log w0 ~ N(a, b^2)``: ``f`` is the convolution of the law of ``phi'(w0)``
-  with ``N(mu, s^2)``, 4 parameters ``(a, b, mu, s)``; for negative entropy
-  ``phi'(w0) = log w0 + 1`` is Gaussian and only ``a + mu`` and ``b^2 + s^2`` are identifiable:
-  2 parameters, the same law as ``constant``.
-
-Hyperbolic entropy's scale ``beta`` is fitted too (one more parameter).
-
-**Fitting.** Maximum likelihood: ``scipy.optimize.minimize`` (L-BFGS-B, numerical gradients,
-box bounds on the log-scales) from several starting points built from the data's dual
-coordinates (:func:`_starts`), then a Nelder-Mead polish of the best; the highest likelihood
-wins. Volumes are divided by their geometric mean first (every model family is closed under
-rescaling; the Jacobian is added back). The log-normal convolution is computed exactly for a
-piecewise-linear ``phi'(w0(z))`` on a grid of ``z = (log w0 - a)/b`` (:func:`_theta_lognormal`),
-accurate both when ``s`` is small and when it is large.
-
-**Counts.** Synapse counts are integers: a count ``k >= 1`` is read as ``w in [k - 1/2,
-k + 1/2)``, and the likelihood is the probability of that interval given ``w >= 1/2``
-(:func:`count_log_likelihood`).
+The model of synapse sizes after learning, ``w = (phi')^{-1}(phi'(w0) + xi)``, its likelihood
+and its maximum-likelihood fits live in :mod:`mirrorlib.synapse_law`; this module holds the
+chapter's settings (:data:`PRESETS`, :func:`config`) and experiments, and re-exports the
+model's public names so that the chapter and the tests can write ``sd.fit(...)``.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
 
 from mirrorlib.connectome import load_witvliet, paired_counts
 from mirrorlib.experiments import preset, requirement
-from mirrorlib.potentials import HyperbolicEntropy, NegativeEntropy, PNorm, Potential, potential
-from mirrorlib.recovery import DEFAULT_CANDIDATES, InputError, scan_geometry
+from mirrorlib.potentials import PNorm, potential
+from mirrorlib.recovery import DEFAULT_CANDIDATES, scan_geometry
+from mirrorlib.synapse_law import (
+    FIT_COLUMNS,
+    MIN_VOLUMES,
+    N_DORKENWALD,
+    N_GRID,
+    POTENTIALS,
+    PUBLISHED_FITS,
+    SEARCH_POINTS,
+    W0_MODELS,
+    FitResult,
+    check_counts,
+    check_volumes,
+    count_log_likelihood,
+    count_pmf_table,
+    delta_aic,
+    density_table,
+    fit,
+    fit_counts,
+    fits_table,
+    load_volumes_csv,
+    log_density,
+    n_free_params,
+    params_table,
+    sample_published_fit,
+)
 
 __all__ = [
-    "FIT_COLUMNS",
-    "POTENTIALS",
+    # the chapter's settings and experiments
     "PRESETS",
-    "PUBLISHED_FITS",
-    "W0_MODELS",
-    "FitResult",
     "SynapseDataConfig",
-    "check_counts",
-    "check_volumes",
     "candidate_p",
     "config",
+    "profile_over_p",
+    "run_aic_vs_n",
+    "run_connectome_fits",
+    "run_connectome_scan",
+    "run_count_calibration",
+    "run_known_w0_power",
+    "run_volume_fits",
+    "smallest_n",
+    "summarise_power",
+    # re-exported from mirrorlib.synapse_law (the model, its likelihood and fits)
+    "FIT_COLUMNS",
+    "MIN_VOLUMES",
+    "N_DORKENWALD",
+    "N_GRID",
+    "POTENTIALS",
+    "PUBLISHED_FITS",
+    "SEARCH_POINTS",
+    "W0_MODELS",
+    "FitResult",
+    "check_counts",
+    "check_volumes",
     "count_log_likelihood",
     "count_pmf_table",
     "delta_aic",
@@ -77,635 +80,10 @@ __all__ = [
     "fits_table",
     "load_volumes_csv",
     "log_density",
+    "n_free_params",
     "params_table",
-    "profile_over_p",
-    "run_aic_vs_n",
-    "run_connectome_fits",
-    "run_connectome_scan",
-    "run_count_calibration",
-    "run_known_w0_power",
-    "run_volume_fits",
     "sample_published_fit",
-    "smallest_n",
-    "summarise_power",
 ]
-
-PUBLISHED_FITS: dict[str, tuple[tuple[float, float, float], ...]] = {
-    "all": ((-1.42, 0.24, 0.77), (-0.77, 0.22, 0.23)),
-    "single": ((-1.41, 0.24, 0.81), (-0.76, 0.21, 0.19)),
-    "dual": ((-1.44, 0.23, 0.64), (-0.77, 0.21, 0.36)),
-}
-"""Dorkenwald et al. (2022)'s two-Gaussian fits of log10 spine-head volume (um^3): per group
-(all synapses, single and dual connections) the (mean, sd, weight) of the small (S) and large
-(L) components."""
-
-N_DORKENWALD = 1960
-"""Number of L2/3 pyramidal-to-pyramidal synapses in Dorkenwald et al.'s data set."""
-
-POTENTIALS = ("negative_entropy", "1.5-norm", "2-norm", "3-norm", "hypentropy")
-"""Candidate geometries; ``hypentropy`` has its scale ``beta`` fitted."""
-
-W0_MODELS = ("two_constants", "constant", "lognormal")
-"""Laws of the starting weight ``w0`` (see the module docstring)."""
-
-FIT_COLUMNS = ("dataset", "w0_model", "potential", "n_params", "log_likelihood", "aic", "bic")
-"""Columns of :func:`fits_table`."""
-
-MIN_VOLUMES = 20
-_Z_MAX = 6.0
-N_GRID = 160
-"""Bins of the log-normal convolution (Richardson-extrapolated with half as many)."""
-_N_GRID_COARSE = 40
-SEARCH_POINTS = 500
-"""The log-normal models are first searched on at most this many order statistics."""
-_LOG_HALF = math.log(0.5)
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def sample_published_fit(group: str = "all", n: int = N_DORKENWALD, seed: int = 0) -> np.ndarray:
-    """``n`` volumes (um^3) drawn from Dorkenwald et al.'s published fit for ``group``.
-
-    These are *samples from a fitted model*, not measurements: ``log10 v`` is drawn from the
-    two-Gaussian mixture of :data:`PUBLISHED_FITS` (numpy ``default_rng(seed)``).
-    """
-    if group not in PUBLISHED_FITS:
-        raise ValueError(f"unknown group {group!r}; choose from {sorted(PUBLISHED_FITS)}")
-    rng = np.random.default_rng(seed)
-    (m1, s1, p1), (m2, s2, _) = PUBLISHED_FITS[group]
-    small = rng.random(n) < p1
-    log10_v = np.where(small, m1 + s1 * rng.standard_normal(n), m2 + s2 * rng.standard_normal(n))
-    return 10.0**log10_v
-
-
-def check_volumes(values, name: str = "volumes") -> np.ndarray:
-    """Validate positive measurements and return them as a float64 array.
-
-    Raises :class:`~mirrorlib.recovery.InputError` for non-numeric, missing (NaN), infinite,
-    zero or negative values (naming how many and the first positions), or fewer than
-    ``MIN_VOLUMES`` values.
-    """
-    arr = np.asarray(values)
-    if arr.dtype == object:
-        arr = pd.to_numeric(pd.Series(arr.reshape(-1)), errors="coerce").to_numpy()
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise InputError(f"{name} are not numeric (dtype {arr.dtype})")
-    arr = arr.astype(np.float64).reshape(-1)
-    missing = np.flatnonzero(np.isnan(arr))
-    if missing.size:
-        raise InputError(
-            f"{name}: {missing.size} missing value(s) (positions {missing[:5].tolist()}); "
-            "drop them or fill them in"
-        )
-    infinite = np.flatnonzero(~np.isfinite(arr))
-    if infinite.size:
-        raise InputError(f"{name}: {infinite.size} infinite value(s) (positions {infinite[:5]})")
-    bad = np.flatnonzero(arr <= 0)
-    if bad.size:
-        zeros = int(np.count_nonzero(arr[bad] == 0))
-        raise InputError(
-            f"{name}: {bad.size} non-positive value(s) ({zeros} zero, {bad.size - zeros} "
-            f"negative; positions {bad[:5].tolist()}): a volume or weight must be > 0"
-        )
-    if arr.size < MIN_VOLUMES:
-        raise InputError(f"{name}: only {arr.size} values; at least {MIN_VOLUMES} are needed")
-    return arr
-
-
-def load_volumes_csv(path: str | Path, column: str | None = None) -> np.ndarray:
-    """Read spine volumes (or any positive weights) from a CSV file.
-
-    ``column`` names the column; without it the file must have exactly one numeric column.
-    Values are checked by :func:`check_volumes`. Unreadable files, unknown columns and bad
-    values raise :class:`~mirrorlib.recovery.InputError` with the reason.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"volume file not found: {path}")
-    try:
-        table = pd.read_csv(path)
-    except Exception as err:  # empty file, bad encoding, malformed rows ...
-        raise InputError(f"cannot read {path} as CSV: {err}") from None
-    if table.empty:
-        raise InputError(f"{path} holds no rows")
-    if column is None:
-        numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
-        if len(numeric) != 1:
-            raise InputError(
-                f"{path} has {len(numeric)} numeric columns ({', '.join(map(str, numeric))} "
-                f"among {', '.join(map(str, table.columns))}): name the volume column"
-            )
-        column = numeric[0]
-    elif column not in table.columns:
-        raise InputError(
-            f"{path} has no column {column!r}; columns: {', '.join(map(str, table.columns))}"
-        )
-    values = pd.to_numeric(table[column], errors="coerce")
-    text = table[column].notna() & values.isna()
-    if text.any():
-        rows = (np.flatnonzero(text.to_numpy()) + 2).tolist()  # + header, 1-based lines
-        raise InputError(
-            f"{path}: column {column!r} has {int(text.sum())} non-numeric value(s) "
-            f"(lines {rows[:5]})"
-        )
-    return check_volumes(values.to_numpy(), f"{path.name}[{column}]")
-
-
-def check_counts(values, name: str = "counts") -> np.ndarray:
-    """Validate synapse counts: integers >= 1 (float64 out); else :class:`InputError`."""
-    arr = check_volumes(values, name)
-    frac = np.flatnonzero(arr != np.round(arr))
-    if frac.size:
-        raise InputError(f"{name}: {frac.size} value(s) are not whole numbers: not counts")
-    return arr
-
-
-# ----------------------------------------------------------------------------- the model
-
-
-def _n_shape(w0_model: str) -> int:
-    return {"constant": 2, "two_constants": 4, "lognormal": 4}[w0_model]
-
-
-def n_free_params(potential_name: str, w0_model: str) -> int:
-    """Identifiable parameters of a model (see the module docstring)."""
-    if w0_model not in W0_MODELS:
-        raise ValueError(f"unknown w0 model {w0_model!r}; choose from {W0_MODELS}")
-    n = _n_shape(w0_model)
-    if w0_model == "lognormal" and potential_name == "negative_entropy":
-        n = 2
-    return n + (1 if potential_name == "hypentropy" else 0)
-
-
-def _make_potential(name: str, x: np.ndarray) -> Potential:
-    if name == "hypentropy":
-        return HyperbolicEntropy(float(np.exp(x[-1])))
-    return potential(name)
-
-
-def _dual_floor(pot: Potential) -> float:
-    return -math.inf if isinstance(pot, NegativeEntropy) else float(pot.to_dual(np.float64(0.0)))
-
-
-def _log_ndtr_diff(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """``log(Phi(hi) - Phi(lo))`` for ``hi >= lo``, accurate in both tails."""
-    upper = np.minimum(hi, lo) > 0  # both in the upper tail: use the survival function
-    a = np.where(upper, -lo, hi)
-    b = np.where(upper, -hi, lo)
-    la, lb = special.log_ndtr(a), special.log_ndtr(b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return la + np.log1p(-np.exp(np.minimum(lb - la, 0.0)))
-
-
-def _theta_gauss_mix(theta, means, s, logw, floor):
-    """Log-density of a Gaussian mixture with common ``s`` and its log mass above ``floor``."""
-    comps = [lw - 0.5 * ((theta - m) / s) ** 2 for m, lw in zip(means, logw, strict=True)]
-    logpdf = special.logsumexp(np.stack(comps), axis=0) - math.log(s) - 0.5 * math.log(2 * math.pi)
-    if math.isinf(floor):
-        return logpdf, 0.0
-    mass = special.logsumexp(
-        [lw + special.log_ndtr((m - floor) / s) for m, lw in zip(means, logw, strict=True)]
-    )
-    return logpdf, float(mass)
-
-
-def _theta_lognormal(theta, pot, a, b, mu, s, floor, n_grid: int = N_GRID):
-    """Log-density of ``theta = phi'(w0) + xi`` for ``log w0 ~ N(a, b^2)``, ``xi ~ N(mu, s^2)``.
-
-    ``u = phi'(w0) + mu`` has density ``p_u = phi(z) / u'(z)`` at the nodes ``z_k`` of a grid
-    on ``[-6, 6]``, with ``u'(z) = phi''(w0) w0 b``. Between nodes ``p_u`` is taken linear in
-    ``u`` (normalised by the trapezoid rule), and its convolution with ``N(0, s^2)`` is then
-    exact: with ``t = (x - u)/s`` and ``M = Phi(t_k) - Phi(t_{k+1})``, the bin contributes
-    ``p_k M + (p_{k+1} - p_k)/(u_{k+1} - u_k) ((x - u_k) M - s (phi(t_{k+1}) - phi(t_k)))``.
-    The error is second order in the grid step, whether ``s`` is large or small.
-    """
-    z = np.linspace(-_Z_MAX, _Z_MAX, n_grid + 1)
-    w0 = np.exp(a + b * z)
-    u = np.asarray(pot.to_dual(w0), dtype=np.float64) + mu  # increasing in z
-    slope = np.asarray(pot.hess_diag(w0), dtype=np.float64) * w0 * b
-    p_u = np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi) / slope
-    du = np.diff(u)
-    keep = du > 0  # bins squeezed to a point (overflow or underflow) carry no mass
-    norm = float(np.sum(0.5 * (p_u[:-1] + p_u[1:]) * np.where(keep, du, 0.0)))
-    x = np.asarray(theta, dtype=np.float64)[:, None]
-    t = (x - u) / s  # decreasing along a row
-    tail = special.ndtr(-np.abs(t))  # Phi(-|t|): accurate in both tails
-    cdf = np.where(t < 0, tail, 1.0 - tail)
-    both_upper = (t[:, :-1] > 0) & (t[:, 1:] > 0)
-    mass = np.where(both_upper, tail[:, 1:] - tail[:, :-1], cdf[:, :-1] - cdf[:, 1:])
-    dens = np.exp(-0.5 * t * t) / math.sqrt(2 * math.pi)
-    first = (x - u[:-1]) * mass - s * (dens[:, 1:] - dens[:, :-1])
-    gradient = np.where(keep, np.diff(p_u) / np.where(keep, du, 1.0), 0.0)
-    per_bin = np.where(keep, p_u[:-1] * mass + gradient * first, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logpdf = np.log(np.clip(per_bin.sum(axis=1), 0.0, None) / norm)
-    q = np.diff(special.ndtr(z))
-    logq = np.log(q / q.sum())
-    lo_u, hi_u = u[:-1], u[1:]
-    flat = ~keep
-    if math.isinf(floor):
-        return logpdf, 0.0
-    # P(u + xi' > floor) per bin, exact for linear u: E_t[Phi((u - floor)/s)].
-    c_lo, c_hi = (lo_u - floor) / s, (hi_u - floor) / s
-    g_hi = c_hi * special.ndtr(c_hi) + np.exp(-0.5 * c_hi**2) / math.sqrt(2 * math.pi)
-    g_lo = c_lo * special.ndtr(c_lo) + np.exp(-0.5 * c_lo**2) / math.sqrt(2 * math.pi)
-    mid = special.ndtr(0.5 * (c_lo + c_hi))
-    bin_mass = np.where(flat, mid, (g_hi - g_lo) / np.where(flat, 1.0, c_hi - c_lo))
-    mass = float(np.sum(np.exp(logq) * np.clip(bin_mass, 0.0, 1.0)))
-    return logpdf, math.log(max(mass, 1e-300))
-
-
-def _unpack(w0_model: str, x: np.ndarray) -> dict[str, float]:
-    if w0_model == "constant":
-        return {"m": x[0], "s": math.exp(x[1])}
-    if w0_model == "two_constants":
-        return {"m1": x[0], "m2": x[1], "s": math.exp(x[2]), "pi": special.expit(x[3])}
-    return {"a": x[0], "b": math.exp(x[1]), "mu": x[2], "s": math.exp(x[3])}
-
-
-def _theta_logpdf(theta, w0_model: str, pot: Potential, x: np.ndarray, n_grid: int | None = None):
-    floor = _dual_floor(pot)
-    q = _unpack(w0_model, x)
-    if w0_model == "constant":
-        return _theta_gauss_mix(theta, [q["m"]], q["s"], [0.0], floor)
-    if w0_model == "two_constants":
-        logw = [math.log(max(q["pi"], 1e-300)), math.log(max(1 - q["pi"], 1e-300))]
-        return _theta_gauss_mix(theta, [q["m1"], q["m2"]], q["s"], logw, floor)
-    if isinstance(pot, NegativeEntropy):  # log w0 + 1 + xi is Gaussian: exact
-        spread = math.hypot(q["b"], q["s"])
-        return _theta_gauss_mix(theta, [q["a"] + 1.0 + q["mu"]], spread, [0.0], floor)
-    args = (theta, pot, q["a"], q["b"], q["mu"], q["s"], floor)
-    if n_grid is not None:
-        return _theta_lognormal(*args, n_grid)
-    # Richardson extrapolation of the second-order grid error: (4 L(h) - L(2h)) / 3.
-    coarse, _ = _theta_lognormal(*args, N_GRID // 2)
-    fine, log_mass = _theta_lognormal(*args, N_GRID)
-    with np.errstate(invalid="ignore"):
-        extrapolated = (4.0 * fine - coarse) / 3.0
-    return np.where(np.isfinite(extrapolated), extrapolated, fine), log_mass
-
-
-def log_density(w, potential_name: str, w0_model: str, x, n_grid: int | None = None) -> np.ndarray:
-    """``log p(w)`` of the model with raw parameter vector ``x`` (see :class:`FitResult`).
-
-    ``log p(w) = log f(phi'(w)) + log phi''(w) - log P(theta > theta_min)``; ``n_grid`` bins
-    for the log-normal convolution (:func:`_theta_lognormal`); by default the Richardson
-    extrapolation of 80 and 160 bins (error below about 0.01 per thousand points, at most
-    about 0.5 in the hardest case we checked against 3000 bins).
-    """
-    w = np.asarray(w, dtype=np.float64)
-    x = np.asarray(x, dtype=np.float64)
-    pot = _make_potential(potential_name, x)
-    theta = np.asarray(pot.to_dual(w), dtype=np.float64)
-    logpdf, log_mass = _theta_logpdf(theta, w0_model, pot, x, n_grid)
-    return logpdf + np.log(np.asarray(pot.hess_diag(w), dtype=np.float64)) - log_mass
-
-
-def _theta_log_sf(t, w0_model: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(log P(theta > t), log P(theta <= t))`` for the constant-``w0`` models."""
-    q = _unpack(w0_model, x)
-    if w0_model == "constant":
-        means, logw = [q["m"]], [0.0]
-    elif w0_model == "two_constants":
-        means = [q["m1"], q["m2"]]
-        logw = [math.log(max(q["pi"], 1e-300)), math.log(max(1 - q["pi"], 1e-300))]
-    else:
-        raise ValueError("counts are fitted with the 'constant' and 'two_constants' w0 models")
-    s = q["s"]
-    log_sf = special.logsumexp(
-        [lw + special.log_ndtr((m - t) / s) for m, lw in zip(means, logw, strict=True)], axis=0
-    )
-    log_cdf = special.logsumexp(
-        [lw + special.log_ndtr((t - m) / s) for m, lw in zip(means, logw, strict=True)], axis=0
-    )
-    return log_sf, log_cdf
-
-
-def count_log_likelihood(k, potential_name: str, w0_model: str, x, scale: float = 1.0) -> float:
-    """Log-likelihood of integer counts ``k >= 1`` under a model of ``w`` (units of ``scale``).
-
-    ``P(k) = P(k - 1/2 <= w < k + 1/2) / P(w >= 1/2)``; in the dual space, with
-    ``theta = phi'(w / scale)`` increasing, ``P(k) = (S(t_lo) - S(t_hi)) / S(t_half)`` where
-    ``S`` is the survival function of ``theta``. The truncation at ``theta_min`` cancels.
-    """
-    values, freq = np.unique(np.asarray(k, dtype=np.float64), return_counts=True)
-    k = values  # each distinct count once, weighted by its frequency
-    x = np.asarray(x, dtype=np.float64)
-    pot = _make_potential(potential_name, x)
-    t_lo = np.asarray(pot.to_dual((k - 0.5) / scale), dtype=np.float64)
-    t_hi = np.asarray(pot.to_dual((k + 0.5) / scale), dtype=np.float64)
-    sf_lo, cdf_lo = _theta_log_sf(t_lo, w0_model, x)
-    sf_hi, cdf_hi = _theta_log_sf(t_hi, w0_model, x)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        by_sf = sf_lo + np.log1p(-np.exp(np.minimum(sf_hi - sf_lo, 0.0)))
-        by_cdf = cdf_hi + np.log1p(-np.exp(np.minimum(cdf_lo - cdf_hi, 0.0)))
-    log_p = np.where(sf_lo < _LOG_HALF, by_sf, by_cdf)
-    t_half = np.asarray(pot.to_dual(np.float64(0.5 / scale)), dtype=np.float64)
-    log_norm = float(_theta_log_sf(t_half, w0_model, x)[0])
-    return float(np.sum(freq * log_p) - freq.sum() * log_norm)
-
-
-# ----------------------------------------------------------------------------- fitting
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """One maximum-likelihood fit.
-
-    ``x`` is the raw parameter vector on the optimiser's scale, for volumes divided by
-    ``scale`` (their geometric mean): ``constant (m, log s)``, ``two_constants (m1, m2, log s,
-    logit pi)``, ``lognormal (a, log b, mu, log s)``, then ``log beta`` for hyperbolic entropy.
-    ``params`` holds the same in natural form (``a`` and ``beta`` in the data's units).
-    """
-
-    dataset: str
-    potential: str
-    w0_model: str
-    x: tuple[float, ...]
-    scale: float
-    log_likelihood: float
-    n_params: int
-    n: int
-    params: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def aic(self) -> float:
-        return 2 * self.n_params - 2 * self.log_likelihood
-
-    @property
-    def bic(self) -> float:
-        return self.n_params * math.log(self.n) - 2 * self.log_likelihood
-
-    def log_density(self, w) -> np.ndarray:
-        """Fitted ``log p(w)`` in the data's units."""
-        w = np.asarray(w, dtype=np.float64)
-        return log_density(w / self.scale, self.potential, self.w0_model, self.x) - math.log(
-            self.scale
-        )
-
-
-def _starts(w: np.ndarray, potential_name: str, w0_model: str, n_starts: int) -> list[np.ndarray]:
-    """Starting points from the data: moments / split means of ``theta = phi'(w)``."""
-    betas = [1.0, 0.1, 10.0] if potential_name == "hypentropy" else [None]
-    if potential_name == "hypentropy" and w0_model == "lognormal":
-        betas = [0.3]  # one scale: each start of the convolution model is costly
-    starts = []
-    for beta in betas:
-        tail = [math.log(beta)] if beta is not None else []
-        pot = HyperbolicEntropy(beta) if beta is not None else potential(potential_name)
-        theta = np.sort(np.asarray(pot.to_dual(w), dtype=np.float64))
-        sd = float(theta.std()) or 1.0
-        if w0_model == "constant":
-            starts.append([theta.mean(), math.log(sd)])
-            starts.append([np.median(theta), math.log(0.7 * sd)])
-        elif w0_model == "two_constants":
-            for frac in (0.75, 0.5, 0.9):
-                cut = int(frac * theta.size)
-                lo, hi = theta[:cut], theta[cut:]
-                within = math.sqrt(0.5 * (lo.var() + hi.var())) or sd
-                starts.append([lo.mean(), hi.mean(), math.log(within), special.logit(frac)])
-        else:
-            logw = np.log(w)
-            for spread, noise in ((0.8, 0.3), (0.3, 0.8), (0.95, 0.05)):
-                starts.append(
-                    [logw.mean(), math.log(spread * logw.std()), 0.0, math.log(noise * sd)]
-                )
-        starts = [np.array(s + tail, dtype=np.float64) for s in starts]
-    return starts[: max(n_starts, 1) * len(betas)]
-
-
-def _bounds(potential_name: str, w0_model: str) -> list[tuple[float | None, float | None]]:
-    log_s = (-25.0, 10.0)
-    shape = {
-        "constant": [(None, None), log_s],
-        "two_constants": [(None, None), (None, None), log_s, (-12.0, 12.0)],
-        "lognormal": [(-30.0, 30.0), (-12.0, 3.0), (None, None), log_s],
-    }[w0_model]
-    return shape + ([(-14.0, 14.0)] if potential_name == "hypentropy" else [])
-
-
-def _natural(potential_name: str, w0_model: str, x: np.ndarray, scale: float) -> dict:
-    """Parameters in the data's units: the fit ran on ``w / scale``.
-
-    Dual coordinates transform as ``phi'(c w) = c^(p-1) phi'(w)`` (p-norms; locations and
-    spreads scale), ``phi'(w) + log c`` (negative entropy; locations shift) and not at all for
-    hyperbolic entropy, whose ``beta`` scales instead. ``a = E log w0`` shifts by ``log c``.
-    """
-    out = {k: float(v) for k, v in _unpack(w0_model, x).items()}
-    pot = potential(potential_name) if potential_name != "hypentropy" else None
-    locations = [k for k in ("m", "m1", "m2") if k in out]
-    if isinstance(pot, PNorm):
-        factor = scale ** (pot.p - 1.0)
-        for k in [*locations, "s", "mu"]:
-            if k in out:
-                out[k] *= factor
-    elif isinstance(pot, NegativeEntropy):
-        for k in locations:
-            out[k] += math.log(scale)
-    if w0_model == "lognormal":
-        out["a"] += math.log(scale)
-    if potential_name == "hypentropy":
-        out["beta"] = float(math.exp(x[-1]) * scale)
-    return out
-
-
-def _optimise(negll, starts, bounds, polish: bool = True, maxiter: int = 15000) -> np.ndarray:
-    best_x, best_f = None, math.inf
-    for x0 in starts:
-        if not np.isfinite(negll(x0)):
-            continue
-        res = optimize.minimize(
-            negll, x0, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter}
-        )
-        if res.fun < best_f:
-            best_x, best_f = res.x, float(res.fun)
-    if best_x is None:
-        raise InputError("the likelihood is not finite at any starting point")
-    if not polish:
-        return np.asarray(best_x)
-    polish = optimize.minimize(
-        negll, best_x, method="Nelder-Mead", options={"maxiter": 100 * len(best_x), "xatol": 1e-6}
-    )
-    if polish.fun < best_f and all(
-        (lo is None or v >= lo) and (hi is None or v <= hi)
-        for v, (lo, hi) in zip(polish.x, bounds, strict=True)
-    ):
-        best_x = polish.x
-    return np.asarray(best_x)
-
-
-def _safe(fn):
-    def wrapped(x):
-        with np.errstate(all="ignore"):
-            value = fn(x)
-        return value if np.isfinite(value) else 1e300
-
-    return wrapped
-
-
-def fit(
-    w, potential_name: str, w0_model: str = "two_constants", n_starts: int = 3, dataset: str = ""
-) -> FitResult:
-    """Fit the model ``(potential_name, w0_model)`` to positive values ``w`` by maximum
-    likelihood (procedure in the module docstring)."""
-    w = check_volumes(w)
-    if potential_name not in POTENTIALS and not potential_name.endswith("-norm"):
-        raise ValueError(f"unknown potential {potential_name!r}; choose from {POTENTIALS}")
-    scale = float(np.exp(np.mean(np.log(w))))
-    ws = w / scale
-
-    def negll(x, n_grid=None):
-        return -float(np.sum(log_density(ws, potential_name, w0_model, x, n_grid)))
-
-    if w0_model == "lognormal" and potential_name == "negative_entropy":
-        # phi'(w0) + xi is Gaussian: the constant-w0 law, N(a + mu + 1, b^2 + s^2). Fit that
-        # and split the variance evenly (only the sum is identifiable).
-        const = fit(w, potential_name, "constant", n_starts, dataset)
-        m, sd = const.x[0], math.exp(const.x[1])
-        x = np.array([m - 1.0, math.log(sd / math.sqrt(2)), 0.0, math.log(sd / math.sqrt(2))])
-    else:
-        starts = _starts(ws, potential_name, w0_model, n_starts)
-        bounds = _bounds(potential_name, w0_model)
-        if w0_model == "lognormal":
-            # The convolution is costly: search on SEARCH_POINTS evenly spaced order statistics
-            # with a coarse grid, then refine on all the data with the accurate density.
-            n_sub = min(ws.size, SEARCH_POINTS)
-            sub = np.sort(ws)[np.linspace(0, ws.size - 1, n_sub).astype(int)]
-
-            def coarse(x):
-                return -float(np.sum(log_density(sub, potential_name, w0_model, x, _N_GRID_COARSE)))
-
-            x = _optimise(_safe(coarse), starts, bounds, False)
-            x = _optimise(_safe(negll), [x], bounds, False, maxiter=30)
-        else:
-            x = _optimise(_safe(negll), starts, bounds)
-    loglik = -negll(x) - w.size * math.log(scale)
-    return FitResult(
-        dataset,
-        potential_name,
-        w0_model,
-        tuple(float(v) for v in x),
-        scale,
-        float(loglik),
-        n_free_params(potential_name, w0_model),
-        int(w.size),
-        _natural(potential_name, w0_model, x, scale),
-    )
-
-
-def fit_counts(
-    k, potential_name: str, w0_model: str = "constant", n_starts: int = 3, dataset: str = ""
-) -> FitResult:
-    """Fit integer counts ``k >= 1`` with the discretised model (:func:`count_log_likelihood`)."""
-    k = check_counts(k)
-    if w0_model == "lognormal":
-        raise ValueError("counts are fitted with the 'constant' and 'two_constants' w0 models")
-    scale = float(np.exp(np.mean(np.log(k))))
-
-    def negll(x):
-        return -count_log_likelihood(k, potential_name, w0_model, x, scale)
-
-    starts = _starts(k / scale, potential_name, w0_model, n_starts)
-    x = _optimise(_safe(negll), starts, _bounds(potential_name, w0_model))
-    return FitResult(
-        dataset,
-        potential_name,
-        w0_model,
-        tuple(float(v) for v in x),
-        scale,
-        float(-negll(x)),
-        n_free_params(potential_name, w0_model),
-        int(k.size),
-        _natural(potential_name, w0_model, x, scale),
-    )
-
-
-def fits_table(results: list[FitResult]) -> pd.DataFrame:
-    """One row per fit with the columns of :data:`FIT_COLUMNS`."""
-    rows = [
-        {
-            "dataset": r.dataset,
-            "w0_model": r.w0_model,
-            "potential": r.potential,
-            "n_params": r.n_params,
-            "log_likelihood": r.log_likelihood,
-            "aic": r.aic,
-            "bic": r.bic,
-        }
-        for r in results
-    ]
-    return pd.DataFrame(rows, columns=list(FIT_COLUMNS))
-
-
-def params_table(results: list[FitResult]) -> pd.DataFrame:
-    """Fitted parameters, one row per (fit, parameter): ``dataset, w0_model, potential,
-    parameter, value``."""
-    rows = [
-        {
-            "dataset": r.dataset,
-            "w0_model": r.w0_model,
-            "potential": r.potential,
-            "parameter": k,
-            "value": v,
-        }
-        for r in results
-        for k, v in r.params.items()
-    ]
-    return pd.DataFrame(rows)
-
-
-def density_table(results: list[FitResult], w_grid) -> pd.DataFrame:
-    """Fitted densities on ``w_grid`` as densities of ``log10 w``: ``dataset, w0_model,
-    potential, log10_w, density`` (``p(log10 w) = p(w) w ln 10``)."""
-    w_grid = np.asarray(w_grid, dtype=np.float64)
-    frames = []
-    for r in results:
-        dens = np.exp(r.log_density(w_grid)) * w_grid * math.log(10)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "dataset": r.dataset,
-                    "w0_model": r.w0_model,
-                    "potential": r.potential,
-                    "log10_w": np.log10(w_grid),
-                    "density": dens,
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
-
-
-def count_pmf_table(results: list[FitResult], k_max: int) -> pd.DataFrame:
-    """Fitted probabilities of the counts ``1..k_max`` (from :func:`fit_counts` results):
-    ``dataset, w0_model, potential, k, probability``."""
-    rows = []
-    for r in results:
-        for k in range(1, k_max + 1):
-            logp = count_log_likelihood(np.array([float(k)]), r.potential, r.w0_model, r.x, r.scale)
-            rows.append(
-                {
-                    "dataset": r.dataset,
-                    "w0_model": r.w0_model,
-                    "potential": r.potential,
-                    "k": k,
-                    "probability": math.exp(logp),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def delta_aic(
-    table: pd.DataFrame,
-    dataset: str,
-    w0_model: str = "two_constants",
-    worse: str = "2-norm",
-    better: str = "negative_entropy",
-) -> float:
-    """``AIC(worse) - AIC(better)`` in a :func:`fits_table` (positive: ``better`` wins)."""
-    sub = table[(table["dataset"] == dataset) & (table["w0_model"] == w0_model)]
-    aic = sub.set_index("potential")["aic"]
-    return float(aic[worse] - aic[better])
 
 
 # ----------------------------------------------------------------------------- config

@@ -1,7 +1,8 @@
 """Figures of the chapter "What synapse measurements can tell us" (``book/synapse_data.md``).
 
-Each function takes the tables written by :mod:`mirrorlib.experiments.synapse_data` (read back
-from disk) and draws on matplotlib axes; nothing is computed beyond grouping and averaging.
+Each function takes the tables written by :mod:`mirrorlib.experiments.synapse_data` and
+:mod:`mirrorlib.synapse_law` (read back from disk) and draws on matplotlib axes; nothing is
+computed beyond grouping and averaging.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def plot_fig5_volume_fits(
     samples: pd.DataFrame, densities: pd.DataFrame, axes: np.ndarray | None = None
 ) -> np.ndarray:
     """Histogram of ``log10 volume`` (``samples``, column ``log10_volume``) with each fitted
-    density of :func:`~mirrorlib.experiments.synapse_data.density_table`, one panel per law of
-    ``w0``. Returns the axes."""
+    density of :func:`~mirrorlib.synapse_law.density_table`, one panel per law of ``w0``.
+    Returns the axes."""
     models = list(dict.fromkeys(densities["w0_model"]))
     if axes is None:
         axes = page_axes(1, len(models), sharey=True)[0]
@@ -168,8 +169,8 @@ def plot_count_fits(
     counts: pd.Series, pmf: pd.DataFrame, ax: Axes | None = None, w0_model: str = "two_constants"
 ) -> Axes:
     """Observed frequency of each synapse count with the fitted probabilities of each
-    potential (table of :func:`~mirrorlib.experiments.synapse_data.count_pmf_table`) for one
-    law of ``w0``. Log axes."""
+    potential (table of :func:`~mirrorlib.synapse_law.count_pmf_table`) for one law of
+    ``w0``. Log axes."""
     if ax is None:
         ax = page_axes(width=0.7 * PAGE_WIDTH)[0, 0]
     freq = counts.value_counts(normalize=True).sort_index()
