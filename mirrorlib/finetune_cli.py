@@ -33,13 +33,16 @@ Each run finetunes one pretrained network with one trained potential and seed, s
 candidate potential, and writes its rows to OUT/runs/<run id>.csv: a file that carries its
 checksum, row and column counts, written atomically. A rerun runs only the runs whose file is
 missing or damaged; the pretrained networks and learning-rate searches are stored in OUT too
-and shared by every seed. At the end the recovery table is printed.
+and shared by every seed. Processes started on the same OUT (here, or on machines that mount
+it) share the work: each claims a run or search before running it, so each runs once. At the
+end the recovery table is printed.
 
 Examples:
   python -m mirrorlib finetune --scale ci --out sweep/
   python -m mirrorlib finetune --scale paper --device cuda --ray --out sweep/
   python -m mirrorlib finetune --scale paper --ray auto --out /shared/sweep/
   python -m mirrorlib finetune --scale paper --part 2/4 --out sweep/
+  python -m mirrorlib finetune --scale paper --threads 1 --out sweep/ &   # twice: two cores
 
 Exit status: 0 every selected run is done, 1 a run failed (named in the summary), 2 bad
 arguments (one line on stderr).

@@ -15,6 +15,12 @@ whose data is truncated, extended, altered, or whose table has other rows or col
 :class:`DamagedFile` naming it. Nothing is read without its checksum.
 
 **Executors.** ``executor="local"`` runs the tasks one after the other in this process.
+Several such processes may share one folder (the same sweep started twice, on one machine or on
+machines that mount the folder; ``finetune --part`` slices that need the same learning-rate
+search): each claims a task (a file lock in ``<folder>/.claims/``) before running it, so every
+task runs once; a process passes over the tasks claimed by others and reads their results from
+their files when they are done. A claim dies with its process, so a killed process blocks
+nothing.
 ``executor="ray"`` (:class:`RayExecutor`) makes each task a Ray task with its resources
 (``num_gpus`` on a GPU; ``num_cpus`` and as many torch threads on a CPU). A task whose worker
 or node dies is retried by Ray (``max_retries``); a task that raises (its own failure: bad
@@ -206,6 +212,66 @@ def is_stored(path: str | os.PathLike, codec: Codec) -> bool:
     return True
 
 
+# --------------------------------------------------------------------------- claims
+
+_CLAIMS = ".claims"
+_POLL_SECONDS = 10.0
+
+
+class _Claim:
+    """The exclusive claim of this process on one task of a sweep folder: a lock (``flock``)
+    on ``<folder>/.claims/<key>.lock``. The operating system drops the lock when the process
+    ends, however it ends, so a killed process leaves no stale claim."""
+
+    def __init__(self, path: Path | None, handle=None):
+        self.path, self.handle = path, handle
+
+    def release(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)  # while still locked: no one keeps a stale inode
+            self.handle.close()
+
+    def __enter__(self) -> _Claim:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _claim(folder: Path, key: str) -> _Claim | None:
+    """Claim the task ``key`` of the sweep in ``folder`` for this process, or None when another
+    process (here, or on a machine that shares the folder) holds it.
+
+    Every process running tasks of the same folder (the same sweep started twice, or
+    ``finetune --part`` slices that need the same learning-rate search) claims a task before
+    running it, so each runs once. Without file locks (Windows) every claim succeeds."""
+    try:
+        import fcntl
+    except ImportError:
+        return _Claim(None)
+    path = folder / _CLAIMS / f"{key}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        same = os.path.exists(path) and os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except BlockingIOError:
+        same = False
+    if not same:  # held, or released and removed by its holder after we opened it
+        handle.close()
+        return None
+    return _Claim(path, handle)
+
+
+def _held(folder: Path, key: str) -> bool:
+    """Whether another process holds the claim on ``key`` (checked by taking it briefly)."""
+    claim = _claim(folder, key)
+    if claim is None:
+        return True
+    claim.release()
+    return False
+
+
 # --------------------------------------------------------------------------- tasks
 
 
@@ -393,23 +459,81 @@ def _run_local(
     progress: _Progress,
     threads: int | None,
 ) -> None:
+    """Run ``todo`` here, in order, each task under its claim (:func:`_claim`). A task claimed
+    by another process is passed over and read back from its file once that process is done;
+    a task that needs it waits meanwhile (polling every ``_POLL_SECONDS``)."""
     results = dict(stored)
-    for task in todo:
-        start = time.perf_counter()
-        reason = _dependency_failed(task, report.outcomes)
-        if reason is None:
-            progress.show(running=1)
-            try:
-                with cpu_threads(threads):
-                    result = task.fn(*task.args, **{n: results[k] for n, k in task.deps})
-                write_file(task.path(folder), result, task.codec)
-                results[task.key] = result
-            except Exception as err:  # the task's own failure: reported, the sweep goes on
-                reason = _one_line(err)
-        status = "done" if reason is None else "failed"
-        outcome = TaskOutcome(task.key, status, time.perf_counter() - start, "", reason or "")
+    waiting = list(todo)
+    told: set[str] = set()
+    while waiting:
+        for task in waiting:
+            outcome, claim = _take(task, folder, results, report)
+            if outcome is not None or claim is not None:
+                break
+        else:
+            held = [t.key for t in waiting if t.key not in told and _held(folder, t.key)]
+            for key in held:
+                progress.bar.write(f"waiting for {key}: another process runs it", file=sys.stderr)
+            told.update(held)
+            progress.show(running=0)
+            time.sleep(_POLL_SECONDS)
+            continue
+        waiting.remove(task)
+        if outcome is None:
+            with claim:
+                outcome = _run_here(task, folder, results, threads, progress)
         report.outcomes[task.key] = outcome
         progress.update(outcome, 0, task.is_run)
+
+
+def _take(
+    task: Task, folder: Path, results: dict, report: SweepReport
+) -> tuple[TaskOutcome | None, _Claim | None]:
+    """What to do with ``task`` now: (its outcome, None) when it is settled without running it
+    here (a dependency failed, or its file is whole: stored by another process);
+    (None, its claim) when this process is to run it; (None, None) to wait (a dependency is
+    not done yet, or another process holds the task's claim)."""
+    reason = _dependency_failed(task, report.outcomes)
+    if reason is not None:
+        return TaskOutcome(task.key, "failed", error=reason), None
+    if _read_if_stored(task, folder, results):
+        return TaskOutcome(task.key, "stored"), None
+    if any(dep not in results for dep in task.dep_keys):
+        return None, None
+    claim = _claim(folder, task.key)
+    if claim is not None and _read_if_stored(task, folder, results):  # finished meanwhile
+        claim.release()
+        return TaskOutcome(task.key, "stored"), None
+    return None, claim
+
+
+def _read_if_stored(task: Task, folder: Path, results: dict) -> bool:
+    """Read ``task``'s result into ``results`` when its file is whole."""
+    path = task.path(folder)
+    if not path.is_file():
+        return False
+    try:
+        results[task.key] = read_file(path, task.codec)
+    except DamagedFile:  # being rewritten by nobody yet: this process will run it
+        return False
+    return True
+
+
+def _run_here(
+    task: Task, folder: Path, results: dict, threads: int | None, progress: _Progress
+) -> TaskOutcome:
+    start = time.perf_counter()
+    progress.show(running=1)
+    try:
+        with cpu_threads(threads):
+            result = task.fn(*task.args, **{n: results[k] for n, k in task.deps})
+        write_file(task.path(folder), result, task.codec)
+        results[task.key] = result
+        error = ""
+    except Exception as err:  # the task's own failure: reported, the sweep goes on
+        error = _one_line(err)
+    status = "failed" if error else "done"
+    return TaskOutcome(task.key, status, time.perf_counter() - start, "", error)
 
 
 def _execute_remote(
@@ -546,8 +670,10 @@ def run_tasks(
     they need (:class:`Task`), and store each result as it arrives; return the report.
 
     ``executor``: ``"local"`` (one after the other here, on ``threads`` torch threads when
-    given) or a :class:`RayExecutor`. When nothing needs to run, nothing starts (not even Ray).
-    A task that fails is reported in the outcome; the others go on."""
+    given; other local processes may run the same folder at the same time, each task running
+    once) or a :class:`RayExecutor`. When nothing needs to run, nothing starts (not even Ray).
+    A task that fails is reported in the outcome; the others go on (a task that failed in
+    another process is tried again here)."""
     folder = Path(folder)
     report = SweepReport()
     todo, stored = _plan(tasks, folder, report)
