@@ -143,6 +143,27 @@ def _reproduce_sweep_run(spec, cfg, threads: int, folder) -> None:
     _assert_rows_equal(again, cell)
 
 
+def test_the_stored_sweeps_hold_runs_of_the_paper_configuration():
+    # runs too long to recompute here (EfficientNet-Lite0: 20-50 min each on one core) are at
+    # least runs of the current paper sweep: its run ids and numbers of examples, collect's
+    # columns, one row per candidate, no run stored twice
+    cfg = dn.config("paper", objectives=("supervised", "simsiam"))
+    specs = {s.run_id: s for s in dn.run_specs(cfg)}
+    n_candidates = len(cfg.candidates)
+    seen: set[str] = set()
+    for name in dn.STORED_SWEEPS:
+        table, provenance = read_stored("deep_networks", name)
+        assert list(table.columns) == list(dn.COLUMNS) and provenance.wall_time_s > 0
+        keys = ["architecture", "trained_potential", "seed", "objective"]
+        for key, rows in table.groupby(keys):
+            run_id = dn.RunSpec(*key).run_id
+            assert run_id in specs and run_id not in seen, (name, run_id)
+            seen.add(run_id)
+            assert sorted(rows["candidate"]) == sorted(set(rows["candidate"]))
+            assert len(rows) == n_candidates, (name, run_id)
+            assert set(rows["n_samples"]) == {dn.n_samples(cfg.setup(key[0]))}, (name, run_id)
+
+
 def test_a_stored_mlp32_finetuning_run_is_reproduced(tmp_path):
     # two torch threads, as in the sweep, whatever earlier tests left set: one thread gives
     # pretrained weights up to 0.15 apart after 5 epochs, and a finetuning run whose final loss

@@ -845,7 +845,12 @@ def network_table(cfg: DeepNetworksConfig) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-STORED_SWEEPS = ("sweep_runs", "sweep_runs_simsiam", "sweep_runs_resnet_small")
+STORED_SWEEPS = (
+    "sweep_runs",
+    "sweep_runs_simsiam",
+    "sweep_runs_resnet_small",
+    "sweep_runs_efficientnet",
+)
 """The stored tables (``results/paper/deep_networks/``) of the CPU sweep at the ``paper``
 protocol, in the order they were run; each has :func:`collect`'s columns."""
 
