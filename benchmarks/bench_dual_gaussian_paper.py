@@ -44,10 +44,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load_baseline(commit: str):
     """``dual_gaussian.py`` at ``commit``, imported as the module ``dual_gaussian_baseline``."""
-    source = subprocess.run(
+    shown = subprocess.run(
         ["git", "show", f"{commit}:mirrorlib/experiments/dual_gaussian.py"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    if shown.returncode != 0:
+        sys.exit(
+            f"the baseline is dual_gaussian.py at commit {commit}, read from git, which says: "
+            f"{shown.stderr.strip()}; run the benchmark in a clone with its history "
+            "(git fetch --unshallow), or give --baseline another commit"
+        )
+    source = shown.stdout
     path = Path(tempfile.mkdtemp()) / "dual_gaussian_baseline.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("dual_gaussian_baseline", path)
