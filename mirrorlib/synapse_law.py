@@ -618,18 +618,16 @@ def fit_counts(
     )
 
 
+def _fit_row(r: FitResult, **columns) -> dict:
+    """A table row of the fit ``r``: the columns that name it (``dataset, w0_model,
+    potential``), then ``columns``."""
+    return {"dataset": r.dataset, "w0_model": r.w0_model, "potential": r.potential, **columns}
+
+
 def fits_table(results: list[FitResult]) -> pd.DataFrame:
     """One row per fit with the columns of :data:`FIT_COLUMNS`."""
     rows = [
-        {
-            "dataset": r.dataset,
-            "w0_model": r.w0_model,
-            "potential": r.potential,
-            "n_params": r.n_params,
-            "log_likelihood": r.log_likelihood,
-            "aic": r.aic,
-            "bic": r.bic,
-        }
+        _fit_row(r, n_params=r.n_params, log_likelihood=r.log_likelihood, aic=r.aic, bic=r.bic)
         for r in results
     ]
     return pd.DataFrame(rows, columns=list(FIT_COLUMNS))
@@ -638,17 +636,7 @@ def fits_table(results: list[FitResult]) -> pd.DataFrame:
 def params_table(results: list[FitResult]) -> pd.DataFrame:
     """Fitted parameters, one row per (fit, parameter): ``dataset, w0_model, potential,
     parameter, value``."""
-    rows = [
-        {
-            "dataset": r.dataset,
-            "w0_model": r.w0_model,
-            "potential": r.potential,
-            "parameter": k,
-            "value": v,
-        }
-        for r in results
-        for k, v in r.params.items()
-    ]
+    rows = [_fit_row(r, parameter=k, value=v) for r in results for k, v in r.params.items()]
     return pd.DataFrame(rows)
 
 

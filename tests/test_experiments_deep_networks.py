@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny_settings import tiny_deep_networks_config
 
 from mirrorlib import networks as nw
 from mirrorlib import sweep as sw
@@ -20,30 +21,10 @@ matplotlib.use("Agg")
 
 
 def _tiny(**overrides) -> dn.DeepNetworksConfig:
-    """An MLP pretrained on sklearn's training digits, finetuned on N = 150 held-out ones."""
-    settings = dict(
-        networks=(
-            dn.NetworkSetup(
-                "mlp-32", "digits", pretrain_data="digits", new_head=False, n_samples=150
-            ),
-        ),  # fmt: skip
-        n_seeds=2,
-        epochs=10,
-        extra_epochs=10,
-        max_epochs=150,
-        stop_at_100=True,
-        batch_size=32,
-        lrs=(0.03,),
-        lr_overrides=(("negative_entropy", (0.3,)), ("3-norm", (0.005,))),
-        pretrain_epochs=10,
-        pretrain_examples=None,
-        n_boot=20,
-        threads=1,
-        objectives=("supervised",),
-        ssl_networks=(),
-    )
-    settings.update(overrides)
-    return dn.config("ci", **settings)
+    """An MLP pretrained on sklearn's training digits, finetuned on N = 150 held-out ones, in
+    the three trained potentials of the ``ci`` preset."""
+    lr_overrides = (("negative_entropy", (0.3,)), ("3-norm", (0.005,)))
+    return tiny_deep_networks_config(**{"lr_overrides": lr_overrides, **overrides})
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, special
 
+from mirrorlib import synapse_law
 from mirrorlib.connectome import load_cook2019, load_witvliet, paired_counts
 from mirrorlib.experiments import synapse_data as sd
 from mirrorlib.potentials import potential
@@ -29,12 +30,12 @@ MODELS = {
 
 
 @pytest.mark.parametrize("w0_model", list(MODELS))
-@pytest.mark.parametrize("name", sd.POTENTIALS)
+@pytest.mark.parametrize("name", synapse_law.POTENTIALS)
 def test_density_integrates_to_one(name, w0_model):
     x = np.array(MODELS[w0_model] + ([math.log(0.5)] if name == "hypentropy" else []))
     log_w = np.linspace(-14, 6, 6001)
     w = np.exp(log_w)
-    dens = np.exp(sd.log_density(w, name, w0_model, x)) * w  # density of log w
+    dens = np.exp(synapse_law.log_density(w, name, w0_model, x)) * w  # density of log w
     assert np.all(np.isfinite(dens))
     assert integrate.trapezoid(dens, log_w) == pytest.approx(1.0, abs=2e-3)
 
@@ -44,7 +45,7 @@ def test_lognormal_convolution_matches_quadrature(name, s):
     a, b, mu = 0.1, 0.5, 0.05
     pot = potential(name)
     w = np.array([0.4, 1.0, 2.5])
-    got = sd.log_density(w, name, "lognormal", np.array([a, math.log(b), mu, math.log(s)]))
+    got = synapse_law.log_density(w, name, "lognormal", np.array([a, math.log(b), mu, math.log(s)]))
 
     def f_theta(theta):
         def integrand(z):
@@ -63,59 +64,64 @@ def test_lognormal_convolution_matches_quadrature(name, s):
 
 
 def test_negative_entropy_lognormal_w0_is_the_constant_law():
-    w = sd.sample_published_fit("all", 300, seed=1)
+    w = synapse_law.sample_published_fit("all", 300, seed=1)
     a, b, mu, s = -3.0, 0.4, 0.2, 0.3
-    grid = sd.log_density(w, "negative_entropy", "lognormal", [a, math.log(b), mu, math.log(s)])
-    exact = sd.log_density(
+    grid = synapse_law.log_density(
+        w, "negative_entropy", "lognormal", [a, math.log(b), mu, math.log(s)]
+    )
+    exact = synapse_law.log_density(
         w, "negative_entropy", "constant", [a + mu + 1.0, 0.5 * math.log(b**2 + s**2)]
     )
     assert np.allclose(grid, exact, atol=1e-4)
-    assert sd.n_free_params("negative_entropy", "lognormal") == 2
-    assert sd.n_free_params("2-norm", "lognormal") == 4
-    assert sd.n_free_params("hypentropy", "two_constants") == 5
+    assert synapse_law.n_free_params("negative_entropy", "lognormal") == 2
+    assert synapse_law.n_free_params("2-norm", "lognormal") == 4
+    assert synapse_law.n_free_params("hypentropy", "two_constants") == 5
 
 
 @pytest.mark.parametrize("name", ["negative_entropy", "1.5-norm", "2-norm", "hypentropy"])
 def test_count_probabilities_sum_to_one(name):
     x = np.array([0.5, 1.5, math.log(0.6), 0.3] + ([0.0] if name == "hypentropy" else []))
     k = np.arange(1, 20001, dtype=float)
-    per_k = [sd.count_log_likelihood([ki], name, "two_constants", x, 2.0) for ki in k[:50]]
+    per_k = [synapse_law.count_log_likelihood([ki], name, "two_constants", x, 2.0) for ki in k[:50]]
     # the rest in one go: the log-likelihood of the whole vector is the sum of the singles
     total = np.exp(per_k).sum()
-    tail = sd.count_log_likelihood(k[50:], name, "two_constants", x, 2.0)
-    assert sd.count_log_likelihood(k[:50], name, "two_constants", x, 2.0) == pytest.approx(
+    tail = synapse_law.count_log_likelihood(k[50:], name, "two_constants", x, 2.0)
+    assert synapse_law.count_log_likelihood(k[:50], name, "two_constants", x, 2.0) == pytest.approx(
         float(np.sum(per_k))
     )
     assert total <= 1 + 1e-9
     assert np.isfinite(tail)
     probs = np.exp(
-        [sd.count_log_likelihood([ki], name, "two_constants", x, 2.0) for ki in k[:2000]]
+        [synapse_law.count_log_likelihood([ki], name, "two_constants", x, 2.0) for ki in k[:2000]]
     )
     assert probs.sum() == pytest.approx(1.0, abs=2e-3)
 
 
 def test_published_fit_samples_follow_the_mixture():
-    v = sd.sample_published_fit("all", 100_000, seed=0)
-    (m1, s1, p1), (m2, s2, p2) = sd.PUBLISHED_FITS["all"]
+    v = synapse_law.sample_published_fit("all", 100_000, seed=0)
+    (m1, s1, p1), (m2, s2, p2) = synapse_law.PUBLISHED_FITS["all"]
     assert np.log10(v).mean() == pytest.approx(p1 * m1 + p2 * m2, abs=0.01)
     second_moment = p1 * (s1**2 + m1**2) + p2 * (s2**2 + m2**2)
     assert (np.log10(v) ** 2).mean() == pytest.approx(second_moment, abs=0.01)
     assert np.array_equal(
-        sd.sample_published_fit("dual", 50, 3), sd.sample_published_fit("dual", 50, 3)
+        synapse_law.sample_published_fit("dual", 50, 3),
+        synapse_law.sample_published_fit("dual", 50, 3),
     )
     with pytest.raises(ValueError, match="unknown group"):
-        sd.sample_published_fit("triple")
+        synapse_law.sample_published_fit("triple")
 
 
 def test_fits_reject_the_2_norm_on_the_published_fit():
-    v = sd.sample_published_fit("all", 400, seed=2)
-    fits = [sd.fit(v, p, "two_constants", 2, "all") for p in ("negative_entropy", "2-norm")]
-    table = sd.fits_table(fits)
-    assert tuple(table.columns) == sd.FIT_COLUMNS
+    v = synapse_law.sample_published_fit("all", 400, seed=2)
+    fits = [
+        synapse_law.fit(v, p, "two_constants", 2, "all") for p in ("negative_entropy", "2-norm")
+    ]
+    table = synapse_law.fits_table(fits)
+    assert tuple(table.columns) == synapse_law.FIT_COLUMNS
     assert (table["n_params"] == 4).all()
     assert np.allclose(table["aic"], 2 * 4 - 2 * table["log_likelihood"])
     assert np.allclose(table["bic"], 4 * math.log(400) - 2 * table["log_likelihood"])
-    assert sd.delta_aic(table, "all") > 10
+    assert synapse_law.delta_aic(table, "all") > 10
     ne = fits[0].params  # the published components: log10 means -1.42 / -0.77, sd ~0.23
     lo, hi = sorted((ne["m1"], ne["m2"]))
     assert (hi - lo) / math.log(10) == pytest.approx(0.65, abs=0.1)
@@ -126,27 +132,27 @@ def test_fits_prefer_the_2_norm_on_2_norm_data():
     rng = np.random.default_rng(5)
     theta = rng.normal(1.0, 0.3, 3000)
     w = theta[theta > 0][:800]  # a Gaussian step in the 2-norm's dual space, survivors only
-    two = sd.fit(w, "2-norm", "constant")
-    ne = sd.fit(w, "negative_entropy", "constant")
+    two = synapse_law.fit(w, "2-norm", "constant")
+    ne = synapse_law.fit(w, "negative_entropy", "constant")
     assert two.log_likelihood - ne.log_likelihood > 10
     assert two.params["m"] == pytest.approx(1.0, abs=0.05)
     assert two.params["s"] == pytest.approx(0.3, abs=0.03)
 
 
 def test_lognormal_fit_and_density_table():
-    v = sd.sample_published_fit("all", 300, seed=4)
-    r = sd.fit(v, "2-norm", "lognormal", 1, "all")
+    v = synapse_law.sample_published_fit("all", 300, seed=4)
+    r = synapse_law.fit(v, "2-norm", "lognormal", 1, "all")
     assert r.n_params == 4 and np.isfinite(r.log_likelihood)
     grid = np.logspace(-2.5, 0, 50)
-    dens = sd.density_table([r], grid)
+    dens = synapse_law.density_table([r], grid)
     assert set(dens.columns) == {"dataset", "w0_model", "potential", "log10_w", "density"}
     assert (dens["density"] >= 0).all()
-    params = sd.params_table([r])
+    params = synapse_law.params_table([r])
     assert set(params["parameter"]) == {"a", "b", "mu", "s"}
 
 
 def test_profile_runs_into_negative_entropy_near_p_1():
-    v = sd.sample_published_fit("all", 300, seed=6)
+    v = synapse_law.sample_published_fit("all", 300, seed=6)
     prof = sd.profile_over_p(v, (1.01, 2.0), dataset="x")
     ll = prof.set_index("p")["log_likelihood"]
     assert ll[1.01] == pytest.approx(ll[1.0], abs=1.0)
@@ -163,12 +169,12 @@ def write(tmp_path, name, text):
 
 
 def test_csv_loader_reads_a_single_numeric_column_or_a_named_one(tmp_path):
-    values = sd.sample_published_fit("all", 30, seed=0)
+    values = synapse_law.sample_published_fit("all", 30, seed=0)
     one = write(tmp_path, "one.csv", "volume\n" + "\n".join(map(str, values)) + "\n")
-    assert np.allclose(sd.load_volumes_csv(one), values)
+    assert np.allclose(synapse_law.load_volumes_csv(one), values)
     text = "id,volume,label\n" + "".join(f"{i},{v},s\n" for i, v in enumerate(values))
     named = write(tmp_path, "named.csv", text)
-    assert np.allclose(sd.load_volumes_csv(named, column="volume"), values)
+    assert np.allclose(synapse_law.load_volumes_csv(named, column="volume"), values)
 
 
 @pytest.mark.parametrize(
@@ -189,14 +195,14 @@ def test_csv_loader_reads_a_single_numeric_column_or_a_named_one(tmp_path):
 def test_csv_loader_errors(tmp_path, content, column, message):
     path = tmp_path / "missing.csv" if content is None else write(tmp_path, "v.csv", content)
     with pytest.raises(InputError, match=message):
-        sd.load_volumes_csv(path, column=column)
+        synapse_law.load_volumes_csv(path, column=column)
 
 
 def test_unreadable_binary_file_is_refused(tmp_path):
     path = tmp_path / "v.csv"
     path.write_bytes(b"\xff\xfe\x00\x81" * 50)
     with pytest.raises(InputError, match=r"cannot read|non-numeric|numeric columns"):
-        sd.load_volumes_csv(path)
+        synapse_law.load_volumes_csv(path)
 
 
 @pytest.mark.parametrize(
@@ -210,7 +216,7 @@ def test_unreadable_binary_file_is_refused(tmp_path):
 )
 def test_counts_are_checked(values, message):
     with pytest.raises(InputError, match=message):
-        sd.check_counts(values)
+        synapse_law.check_counts(values)
 
 
 @pytest.mark.parametrize(
@@ -322,9 +328,9 @@ def test_bad_config(overrides, message):
 def test_plots_draw_from_tables():
     from mirrorlib.plotting import synapse_data as plot
 
-    v = sd.sample_published_fit("all", 200, seed=0)
-    fits = [sd.fit(v, p, "constant", 1, "all") for p in ("negative_entropy", "hypentropy")]
-    dens = sd.density_table(fits, np.logspace(-2.5, 0, 40))
+    v = synapse_law.sample_published_fit("all", 200, seed=0)
+    fits = [synapse_law.fit(v, p, "constant", 1, "all") for p in ("negative_entropy", "hypentropy")]
+    dens = synapse_law.density_table(fits, np.logspace(-2.5, 0, 40))
     axes = plot.plot_fig5_volume_fits(pd.DataFrame({"log10_volume": np.log10(v)}), dens)
     assert len(axes) == 1 and axes[0].get_title() == r"$w_0$: one constant"
     prof = pd.DataFrame(
@@ -336,7 +342,9 @@ def test_plots_draw_from_tables():
         }
     )
     assert plot.plot_profile_over_p(prof).get_xlabel().startswith("$p$")
-    pmf = sd.count_pmf_table([sd.fit_counts([1, 2, 3, 1, 5] * 10, "2-norm", "constant", 1)], 6)
+    pmf = synapse_law.count_pmf_table(
+        [synapse_law.fit_counts([1, 2, 3, 1, 5] * 10, "2-norm", "constant", 1)], 6
+    )
     assert len(pmf) == 6
     plot.plot_count_fits(pd.Series([1, 2, 3, 1, 5] * 10), pmf, w0_model="constant")
     matplotlib.pyplot.close("all")

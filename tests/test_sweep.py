@@ -18,6 +18,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_settings import tiny_deep_networks_config
 
 from mirrorlib import cli, sweep
 from mirrorlib.experiments import deep_networks as dn
@@ -34,20 +35,10 @@ CODEC = sweep.table_codec(["a", "b"])
 
 
 def _tiny(**overrides) -> dn.DeepNetworksConfig:
-    """One MLP on sklearn's digits: two runs of a few seconds each."""
-    settings = dict(
-        networks=(
-            dn.NetworkSetup(
-                "mlp-32", "digits", pretrain_data="digits", new_head=False, n_samples=150
-            ),
-        ),  # fmt: skip
-        n_seeds=2, epochs=10, extra_epochs=10, max_epochs=150, stop_at_100=True, batch_size=32,
-        lrs=(0.03,), lr_overrides=(), trained_potentials=("2-norm",), pretrain_epochs=10,
-        pretrain_examples=None, n_boot=20, threads=1, objectives=("supervised",),
-        ssl_networks=(),
-    )  # fmt: skip
-    settings.update(overrides)
-    return dn.config("ci", **settings)
+    """One MLP on sklearn's digits, trained in the 2-norm only: two runs of a few seconds each."""
+    return tiny_deep_networks_config(
+        **{"lr_overrides": (), "trained_potentials": ("2-norm",), **overrides}
+    )
 
 
 # --------------------------------------------------------------------------- files

@@ -1,9 +1,9 @@
 """What synapse measurements can tell us: the experiments of ``book/synapse_data.md``.
 
 The model of synapse sizes after learning, ``w = (phi')^{-1}(phi'(w0) + xi)``, its likelihood
-and its maximum-likelihood fits live in :mod:`mirrorlib.synapse_law`; this module holds the
-chapter's settings (:data:`PRESETS`, :func:`config`) and experiments, and re-exports the
-model's public names so that the chapter and the tests can write ``sd.fit(...)``.
+and its maximum-likelihood fits live in :mod:`mirrorlib.synapse_law`; this module holds only the
+chapter's settings (:data:`PRESETS`, :func:`config`) and experiments. Import the model's
+names from :mod:`mirrorlib.synapse_law` itself.
 """
 
 from __future__ import annotations
@@ -19,33 +19,18 @@ from mirrorlib.experiments import preset, requirement
 from mirrorlib.potentials import PNorm, potential
 from mirrorlib.recovery import DEFAULT_CANDIDATES, scan_geometry
 from mirrorlib.synapse_law import (
-    FIT_COLUMNS,
     MIN_VOLUMES,
     N_DORKENWALD,
-    N_GRID,
     POTENTIALS,
     PUBLISHED_FITS,
-    SEARCH_POINTS,
     W0_MODELS,
     FitResult,
-    check_counts,
-    check_volumes,
-    count_log_likelihood,
-    count_pmf_table,
-    delta_aic,
-    density_table,
     fit,
     fit_counts,
-    fits_table,
-    load_volumes_csv,
-    log_density,
-    n_free_params,
-    params_table,
     sample_published_fit,
 )
 
 __all__ = [
-    # the chapter's settings and experiments
     "PRESETS",
     "SynapseDataConfig",
     "candidate_p",
@@ -59,30 +44,6 @@ __all__ = [
     "run_volume_fits",
     "smallest_n",
     "summarise_power",
-    # re-exported from mirrorlib.synapse_law (the model, its likelihood and fits)
-    "FIT_COLUMNS",
-    "MIN_VOLUMES",
-    "N_DORKENWALD",
-    "N_GRID",
-    "POTENTIALS",
-    "PUBLISHED_FITS",
-    "SEARCH_POINTS",
-    "W0_MODELS",
-    "FitResult",
-    "check_counts",
-    "check_volumes",
-    "count_log_likelihood",
-    "count_pmf_table",
-    "delta_aic",
-    "density_table",
-    "fit",
-    "fit_counts",
-    "fits_table",
-    "load_volumes_csv",
-    "log_density",
-    "n_free_params",
-    "params_table",
-    "sample_published_fit",
 ]
 
 
