@@ -691,6 +691,8 @@ def run_tasks(
             raise InputError(f"unknown executor {executor!r}")
     finally:
         bar.close()
+        order = [t.key for t in tasks if t.key in report.outcomes]  # not the order they ended
+        report.outcomes = {key: report.outcomes[key] for key in order}
     return report
 
 
