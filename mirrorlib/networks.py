@@ -34,6 +34,7 @@ __all__ = [
     "ARCHITECTURES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "TF_BATCH_NORM_MOMENTUM",
     "Architecture",
     "EfficientNetLite0",
     "MLP",
@@ -239,8 +240,13 @@ class _SameConv2d(nn.Conv2d):
         return F.conv2d(x, self.weight, self.bias, self.stride, padding, 1, self.groups)
 
 
+TF_BATCH_NORM_MOMENTUM = 0.01
+"""How far EfficientNet-Lite0's batch norm moves its running statistics toward each batch's:
+TensorFlow's decay 0.99, as its checkpoint was trained (PyTorch's default momentum is 0.1)."""
+
+
 def _bn(c: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
+    return nn.BatchNorm2d(c, eps=1e-3, momentum=TF_BATCH_NORM_MOMENTUM)
 
 
 class _MBConv(nn.Module):
