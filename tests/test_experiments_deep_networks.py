@@ -15,6 +15,8 @@ from mirrorlib import networks as nw
 from mirrorlib import sweep as sw
 from mirrorlib.experiments import deep_networks as dn
 from mirrorlib.experiments import finetuning as ft
+from mirrorlib.experiments.deep_networks import runs as dn_runs
+from mirrorlib.experiments.deep_networks import sweeping as dn_sweeping
 from mirrorlib.recovery import InputError
 
 matplotlib.use("Agg")
@@ -83,7 +85,7 @@ def test_an_interrupted_sweep_resumes_and_reruns_nothing_done(sweep, monkeypatch
         calls.append(spec.run_id)
         return real(spec, *args, **kwargs)
 
-    monkeypatch.setattr(dn, "finetune_run", counting)
+    monkeypatch.setattr(dn_sweeping, "finetune_run", counting)  # what the sweep calls
     again = dn.run_sweep(cfg, out)
     assert calls == [victim.run_id]
     key = ["trained_potential", "seed", "candidate"]
@@ -200,7 +202,7 @@ def test_every_architecture_survives_a_tiny_finetune_and_analysis(name):
     size = 32 if nw.ARCHITECTURES[name].channels == 3 else None
     x = nw.prepare_images(torch.rand(16, 1, 28, 28), name, size)
     y = torch.arange(16) % 10
-    model, _ = dn._prepare_model(base, setup, "supervised", y, 0, "cpu")
+    model, _ = dn_runs._prepare_model(base, setup, "supervised", y, 0, "cpu")
     cfg = _tiny(epochs=1, max_epochs=1, batch_size=8)
     res = ft.finetune(model, x, y, "negative_entropy", 0.1, cfg, seed=0)
     assert res.epochs == 1

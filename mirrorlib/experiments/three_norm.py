@@ -47,6 +47,7 @@ from mirrorlib import networks as nw
 from mirrorlib.experiments import cpu_threads
 from mirrorlib.experiments import deep_networks as dn
 from mirrorlib.experiments import finetuning as ft
+from mirrorlib.experiments.deep_networks import runs as dn_runs
 from mirrorlib.potentials import potential as make_potential
 from mirrorlib.recovery import scan_geometry
 from mirrorlib.stats import delta_cdf
@@ -128,13 +129,13 @@ def finetune_weights(
     trying ``lrs`` in turn until the loss stays finite; return the analysed weights before and
     after, the result and the learning rate that finished."""
     n = dn.n_samples(setup)
-    base = dn._network(setup, state)
+    base = dn_runs._network(setup, state)
     before = nw.analysed_weights(base, setup.architecture)
-    x, y = dn._finetune_data(setup, n, seed)
+    x, y = dn_runs._finetune_data(setup, n, seed)
     x, y = x.to(device), y.to(device)
     for lr in lrs:
         torch.manual_seed(seed)
-        model, loss_fn = dn._prepare_model(base, setup, "supervised", y, seed, device)
+        model, loss_fn = dn_runs._prepare_model(base, setup, "supervised", y, seed, device)
         res = ft.finetune(model, x, y, trained_potential, lr, cfg, seed, None, loss_fn)
         if math.isfinite(res.final_loss):
             break
@@ -243,7 +244,7 @@ def _run_network(
     factors = dict(cfg.lr_factors)
     run_rows, scan_rows = [], []
     setup = sweep_cfg.setup(arch)
-    state = dn._pretrained_state(setup, sweep_cfg, cache_dir, device)
+    state = dn_runs._pretrained_state(setup, sweep_cfg, cache_dir, device)
     for pot_name in cfg.potentials:
         pot = make_potential(pot_name).name
         chosen = dn.choose_lr(setup, pot, sweep_cfg, cache_dir, device)
