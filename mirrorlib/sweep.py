@@ -263,15 +263,6 @@ def _claim(folder: Path, key: str) -> _Claim | None:
     return _Claim(path, handle)
 
 
-def _held(folder: Path, key: str) -> bool:
-    """Whether another process holds the claim on ``key`` (checked by taking it briefly)."""
-    claim = _claim(folder, key)
-    if claim is None:
-        return True
-    claim.release()
-    return False
-
-
 # --------------------------------------------------------------------------- tasks
 
 
@@ -466,45 +457,52 @@ def _run_local(
     waiting = list(todo)
     told: set[str] = set()
     while waiting:
+        held = []
         for task in waiting:
-            outcome, claim = _take(task, folder, results, report)
-            if outcome is not None or claim is not None:
+            step = _take(task, folder, results, report)
+            if step == _HELD:
+                held.append(task.key)
+            elif step is not None:
                 break
         else:
-            held = [t.key for t in waiting if t.key not in told and _held(folder, t.key)]
-            for key in held:
+            for key in sorted(set(held) - told):
                 progress.bar.write(f"waiting for {key}: another process runs it", file=sys.stderr)
             told.update(held)
             progress.show(running=0)
             time.sleep(_POLL_SECONDS)
             continue
         waiting.remove(task)
-        if outcome is None:
-            with claim:
+        if isinstance(step, TaskOutcome):
+            outcome = step
+        else:
+            with step:
                 outcome = _run_here(task, folder, results, threads, progress)
         report.outcomes[task.key] = outcome
         progress.update(outcome, 0, task.is_run)
 
 
-def _take(
-    task: Task, folder: Path, results: dict, report: SweepReport
-) -> tuple[TaskOutcome | None, _Claim | None]:
-    """What to do with ``task`` now: (its outcome, None) when it is settled without running it
-    here (a dependency failed, or its file is whole: stored by another process);
-    (None, its claim) when this process is to run it; (None, None) to wait (a dependency is
-    not done yet, or another process holds the task's claim)."""
+_HELD = "held"
+
+
+def _take(task: Task, folder: Path, results: dict, report: SweepReport) -> Any:
+    """What to do with ``task`` now: its :class:`TaskOutcome` when it is settled without
+    running it here (a dependency failed, or its file is whole: stored by another process);
+    its :class:`_Claim` when this process is to run it; ``_HELD`` when another process holds
+    its claim; None when a dependency is not done yet."""
     reason = _dependency_failed(task, report.outcomes)
     if reason is not None:
-        return TaskOutcome(task.key, "failed", error=reason), None
+        return TaskOutcome(task.key, "failed", error=reason)
     if _read_if_stored(task, folder, results):
-        return TaskOutcome(task.key, "stored"), None
+        return TaskOutcome(task.key, "stored")
     if any(dep not in results for dep in task.dep_keys):
-        return None, None
+        return None
     claim = _claim(folder, task.key)
-    if claim is not None and _read_if_stored(task, folder, results):  # finished meanwhile
+    if claim is None:
+        return _HELD
+    if _read_if_stored(task, folder, results):  # finished elsewhere meanwhile
         claim.release()
-        return TaskOutcome(task.key, "stored"), None
-    return None, claim
+        return TaskOutcome(task.key, "stored")
+    return claim
 
 
 def _read_if_stored(task: Task, folder: Path, results: dict) -> bool:
