@@ -32,10 +32,11 @@ Run the deep-network finetuning sweep, or the part of it not yet done.
 Each run finetunes one pretrained network with one trained potential and seed, scores every
 candidate potential, and writes its rows to OUT/runs/<run id>.csv: a file that carries its
 checksum, row and column counts, written atomically. A rerun runs only the runs whose file is
-missing or damaged; the pretrained networks and learning-rate searches are stored in OUT too
-and shared by every seed. Processes started on the same OUT (here, or on machines that mount
-it) share the work: each claims a run or search before running it, so each runs once. At the
-end the recovery table is printed.
+missing or damaged, and a run stopped part-way goes on from its last checkpoint (in
+OUT/.checkpoints/, at most a minute apart); the pretrained networks and learning-rate searches
+are stored in OUT too and shared by every seed. Processes started on the same OUT (here, or
+on machines that mount it) share the work: each claims a run or search before running it, so
+each runs once. At the end the recovery table is printed.
 
 Examples:
   python -m mirrorlib finetune --scale ci --out sweep/

@@ -4,7 +4,9 @@ A sweep is a list of :class:`Task` s. Each task's result is stored as one file i
 folder (``<folder>/<key><suffix>``), so a sweep resumes where it stopped: a rerun runs only the
 tasks whose file is missing or damaged (:func:`run_tasks`). A task may need the results of
 others (``deps``, e.g. every seed of a network needs its learning-rate search); those run once,
-before the tasks that need them, and a stored result is read back instead of rerun.
+before the tasks that need them, and a stored result is read back instead of rerun. A long
+task may keep a checkpoint (``Task.checkpoint``) in ``<folder>/.checkpoints/``, so that an
+interrupted run goes on from its last checkpoint rather than from the start.
 
 **Files.** Every file starts with one line giving what the rest must be,
 ``#mirrorlib-sweep-file sha256=<hex> bytes=<n> rows=<r> columns=<c>``, followed by the data.
@@ -276,6 +278,11 @@ class Task:
     it to the workers by reference).
     ``is_run``: a run of the sweep (counted by the progress bar and the summary), as opposed to
     a step that runs only because runs need it (a learning-rate search, a pretraining).
+    ``checkpoint``: ``fn`` also takes ``checkpoint=``, a file where it keeps its progress and
+    from which it resumes when the task runs again after an interruption: the sweep gives
+    ``<folder>/.checkpoints/<key>.pt`` wherever the worker writes into the folder (here, or on
+    Ray in ``"shared"`` mode; None in ``"driver"`` mode) and removes it once the result is
+    stored.
     """
 
     key: str
@@ -286,10 +293,29 @@ class Task:
     num_cpus: int = 1
     num_gpus: float = 0.0
     is_run: bool = True
+    checkpoint: bool = False
 
     def path(self, folder: str | os.PathLike) -> Path:
         """Where the task's result is stored under ``folder``."""
         return Path(folder) / f"{self.key}{self.codec.suffix}"
+
+    def checkpoint_path(self, folder: str | os.PathLike) -> Path:
+        """Where the task keeps its progress under ``folder`` (when ``checkpoint``)."""
+        return Path(folder) / ".checkpoints" / f"{self.key}.pt"
+
+    def call(self, folder: str | os.PathLike | None, **dep_results: Any) -> Any:
+        """``fn(*args, **dep_results)``, with ``checkpoint=`` its file under ``folder`` (None
+        without a folder) when the task keeps one."""
+        if not self.checkpoint:
+            return self.fn(*self.args, **dep_results)
+        where = None if folder is None else self.checkpoint_path(folder)
+        return self.fn(*self.args, checkpoint=where, **dep_results)
+
+    def store(self, folder: str | os.PathLike, result: Any) -> None:
+        """Write the result's file under ``folder``, then drop the task's checkpoint there."""
+        write_file(self.path(folder), result, self.codec)
+        if self.checkpoint:
+            self.checkpoint_path(folder).unlink(missing_ok=True)
 
     @property
     def dep_keys(self) -> list[str]:
@@ -359,8 +385,8 @@ def cached(folder: str | os.PathLike, task: Task, **dep_results: Any) -> Any:
             return read_file(path, task.codec)
         except DamagedFile as err:
             print(f"{err}; running it again", file=sys.stderr, flush=True)
-    result = task.fn(*task.args, **dep_results)
-    write_file(path, result, task.codec)
+    result = task.call(folder, **dep_results)
+    task.store(folder, result)
     return result
 
 
@@ -524,8 +550,8 @@ def _run_here(
     progress.show(running=1)
     try:
         with cpu_threads(threads):
-            result = task.fn(*task.args, **{n: results[k] for n, k in task.deps})
-        write_file(task.path(folder), result, task.codec)
+            result = task.call(folder, **{n: results[k] for n, k in task.deps})
+        task.store(folder, result)
         results[task.key] = result
         error = ""
     except Exception as err:  # the task's own failure: reported, the sweep goes on
@@ -546,9 +572,9 @@ def _execute_remote(
     start = time.perf_counter()
     if task.num_gpus == 0:
         torch.set_num_threads(max(1, int(task.num_cpus)))
-    result = task.fn(*task.args, **dep_results)
+    result = task.call(folder, **dep_results)
     if folder is not None:
-        write_file(task.path(folder), result, task.codec)
+        task.store(folder, result)
     node = ray.get_runtime_context().get_node_id()
     return result, (node, time.perf_counter() - start)
 
@@ -626,7 +652,7 @@ class RayExecutor:
             node, seconds = ray.get(info_ref)
             if self.results == "driver":
                 result = ray.get(result_ref)
-                write_file(task.path(folder), result, task.codec)
+                task.store(folder, result)
             else:
                 read_file(task.path(folder), task.codec)  # the worker's file must be whole
             return TaskOutcome(task.key, "done", seconds, node)

@@ -293,3 +293,113 @@ def test_a_cnn_on_the_cpu_is_finetuned_channels_last_and_analysed_in_logical_ord
     for key, w in after.items():  # same weights, logical order: NE moved each one a little
         ratio = w / plain[key].double()
         assert torch.all(ratio > 0) and float((ratio - 1).abs().max()) < 0.5
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupt_after(monkeypatch, epochs: int) -> None:
+    """Make the next :func:`finetune` stop (raise) when it starts epoch ``epochs + 1``."""
+    real, started = ft.batches, []
+
+    def counting(*args):
+        started.append(1)
+        if len(started) > epochs:
+            raise _Interrupted
+        return real(*args)
+
+    monkeypatch.setattr(ft, "batches", counting)
+
+
+def _small_cnn() -> torch.nn.Module:
+    """Convolution, batch norm and dropout: weights, buffers and torch's random state."""
+    nn = torch.nn
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.3), nn.Flatten(),
+        nn.Linear(4 * 26 * 26, 10),
+    )  # fmt: skip
+
+
+def _assert_same_run(a: ft.FinetuneResult, b: ft.FinetuneResult, ma, mb) -> None:
+    assert (a.epochs, a.train_accuracy, a.final_loss, a.history) == (
+        b.epochs, b.train_accuracy, b.final_loss, b.history,
+    )  # fmt: skip
+    sa, sb = ma.state_dict(), mb.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_an_interrupted_finetune_resumes_from_its_checkpoint_exactly(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    y = torch.arange(48) % 10
+    x = torch.randn(10, 1, 28, 28)[y] + 0.5 * torch.randn(48, 1, 28, 28)
+    cfg = _tiny(stop_at_100=False, epochs=3, extra_epochs=2, max_epochs=9, batch_size=16)
+    torch.manual_seed(7)
+    whole = ft.finetune(full := _small_cnn(), x, y, "negative_entropy", 0.02, cfg, seed=3)
+    assert whole.epochs > 3  # the schedule was extended: the checkpoint must carry the horizon
+
+    path = tmp_path / "run.pt"
+    _interrupt_after(monkeypatch, 4)
+    torch.manual_seed(7)
+    with pytest.raises(_Interrupted):
+        ft.finetune(_small_cnn(), x, y, "negative_entropy", 0.02, cfg, 3, None, None, path, 0.0)
+    monkeypatch.undo()
+    torch.manual_seed(123)  # another random state, and other weights: both come from the file
+    other = _small_cnn()
+    torch.nn.init.normal_(other[0].weight)
+    again = ft.finetune(other, x, y, "negative_entropy", 0.02, cfg, 3, None, None, path, 0.0)
+    assert again.resumed_at == 4 and again.earlier_seconds > 0
+    _assert_same_run(whole, again, full, other)
+    assert path.is_file()  # the caller removes it once the result is kept
+
+
+def test_a_checkpoint_of_another_run_or_a_damaged_one_is_not_resumed_from(
+    tmp_path, monkeypatch, capsys
+):
+    y = torch.arange(32) % 10
+    x = torch.randn(32, 1, 28, 28)
+    cfg = _tiny(stop_at_100=False, epochs=3, max_epochs=3, batch_size=16)
+    torch.manual_seed(1)
+    fresh = ft.finetune(model := _small_cnn(), x, y, "2-norm", 0.02, cfg, seed=0)
+    path = tmp_path / "run.pt"
+    _interrupt_after(monkeypatch, 2)
+    with pytest.raises(_Interrupted):  # the same run at another learning rate
+        ft.finetune(_small_cnn(), x, y, "2-norm", 0.05, cfg, 0, None, None, path, 0.0)
+    monkeypatch.undo()
+    for damage in (None, b"not a checkpoint"):
+        if damage is not None:
+            path.write_bytes(damage)
+        torch.manual_seed(1)
+        again = ft.finetune(other := _small_cnn(), x, y, "2-norm", 0.02, cfg, 0, None, None, path)
+        assert again.resumed_at == 0
+        _assert_same_run(fresh, again, model, other)
+    err = capsys.readouterr().err
+    assert "a checkpoint of another run; starting afresh" in err and "not resumed from" in err
+
+
+def test_an_interrupted_simsiam_run_resumes_with_its_views(tmp_path, monkeypatch):
+    base = nw.build("mlp-32")
+    setup = dn.NetworkSetup("mlp-32", "digits", new_head=False)
+    y = torch.arange(32) % 10
+    x = torch.randn(32, 1, 28, 28)
+    cfg = _tiny(batch_size=16)
+
+    def run(path=None):
+        torch.manual_seed(0)
+        model, loss = dn_runs._prepare_model(base, setup, "simsiam", y, 0, "cpu")
+        res = ft.finetune(model, x, y, "2-norm", 0.05, cfg, 0, 4, loss, path, 0.0)
+        return res, model
+
+    whole, full = run()
+    path = tmp_path / "ssl.pt"
+    _interrupt_after(monkeypatch, 2)
+    with pytest.raises(_Interrupted):
+        run(path)
+    monkeypatch.undo()
+    again, model = run(path)
+    assert again.resumed_at == 2
+    _assert_same_run(whole, again, full, model)

@@ -22,6 +22,7 @@ from tiny_settings import tiny_deep_networks_config
 
 from mirrorlib import cli, sweep
 from mirrorlib.experiments import deep_networks as dn
+from mirrorlib.experiments import finetuning as ft
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -129,6 +130,61 @@ def test_a_run_that_fails_on_its_own_is_reported_and_the_others_finish(tmp_path)
     assert "FAILED runs/rnn-100" in report.format()
     with pytest.raises(RuntimeError, match="1 task"):
         dn.run_sweep(cfg, tmp_path)
+
+
+def _halting_task(total: int, checkpoint: Path | None = None) -> dict:
+    """Counts to ``total``, one step per call, keeping its count in ``checkpoint``, and raises
+    (an interruption) after each step short of ``total``."""
+    count = int(checkpoint.read_text()) + 1 if checkpoint.is_file() else 1
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_text(str(count))
+    if count < total:
+        raise RuntimeError(f"interrupted at {count}")
+    return {"count": count}
+
+
+def test_a_task_keeping_a_checkpoint_goes_on_from_it_and_the_file_goes_with_the_result(tmp_path):
+    task = sweep.Task("steps/count", _halting_task, (3,), checkpoint=True)
+    kept = tmp_path / ".checkpoints" / "steps" / "count.pt"
+    assert task.checkpoint_path(tmp_path) == kept
+    for count in (1, 2):
+        report = sweep.run_tasks([task], tmp_path)
+        assert report.failed[0].error == f"RuntimeError: interrupted at {count}"
+        assert kept.read_text() == str(count)
+    assert sweep.run_tasks([task], tmp_path).ran() == ["steps/count"]
+    assert sweep.read_file(task.path(tmp_path), task.codec) == {"count": 3}
+    assert not kept.exists()
+
+
+def test_an_interrupted_run_of_the_sweep_resumes_from_its_checkpoint(
+    local_sweep, tmp_path, monkeypatch, capsys
+):
+    cfg, _, _, table = local_sweep
+    spec = dn.run_specs(cfg)[0]
+    whole = table[table["seed"] == spec.seed].reset_index(drop=True)
+    assert (whole["epochs"] > 2).all()
+    real = ft.batches
+    monkeypatch.setattr(ft._Checkpoint, "due", lambda self: True)  # after every epoch
+
+    def two_epochs(*args, started=[]):  # noqa: B006 (counts the calls)
+        started.append(1)
+        if len(started) > 2:
+            raise KeyboardInterrupt  # what a stop looks like to the run: it ends mid-epoch
+        return real(*args)
+
+    monkeypatch.setattr(ft, "batches", two_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        dn.execute_sweep(cfg, tmp_path, specs=[spec])
+    kept = tmp_path / ".checkpoints" / "runs" / f"{spec.run_id}.pt"
+    assert kept.is_file()
+    monkeypatch.setattr(ft, "batches", real)
+    assert dn.execute_sweep(cfg, tmp_path, specs=[spec]).ran() == [f"runs/{spec.run_id}"]
+    assert "resuming after epoch 2" in capsys.readouterr().err
+    assert not kept.exists()
+    again = dn.collect(tmp_path, cfg)
+    pd.testing.assert_frame_equal(
+        again.drop(columns="seconds"), whole.drop(columns="seconds"), check_exact=True
+    )
 
 
 # --------------------------------------------------------------------------- the command line

@@ -6,13 +6,24 @@ or any loss such as :class:`SimSiam`'s) on a cosine schedule, extended while the
 accuracy is below 100 %; :func:`augment` makes the random views of the self-supervised loss.
 The settings come from a :class:`~mirrorlib.experiments.deep_networks.DeepNetworksConfig`
 (``batch_size``, ``momentum``, ``epochs``, ``extra_epochs``, ``max_epochs``, ``stop_at_100``).
+
+A long run can keep a checkpoint (``finetune(..., checkpoint=path)``): everything the next
+epoch depends on (weights and buffers, the optimiser's state, the batch order's, the loss's
+and torch's random states, the schedule), written atomically after an epoch at most once a
+``checkpoint_seconds``. Started again with the same arguments, it goes on from there and ends
+exactly as the uninterrupted run would.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import os
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,11 +31,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mirrorlib.optim import MirrorDescent
+from mirrorlib.sweep import write_atomic
 
 if TYPE_CHECKING:
     from mirrorlib.experiments.deep_networks import DeepNetworksConfig
 
-__all__ = ["FinetuneResult", "SimSiam", "augment", "batches", "finetune"]
+__all__ = [
+    "CHECKPOINT_SECONDS", "FinetuneResult", "SimSiam", "TwoViewLoss", "augment", "batches",
+    "finetune",
+]  # fmt: skip
+
+
+CHECKPOINT_SECONDS = 60.0
+"""How often, at most, :func:`finetune` writes its checkpoint (seconds between two)."""
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
@@ -34,12 +53,16 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]
 
 @dataclass
 class FinetuneResult:
-    """What :func:`finetune` did: epochs run, final training accuracy and mean loss."""
+    """What :func:`finetune` did: epochs run, final training accuracy and mean loss;
+    ``resumed_at``: the epoch its checkpoint resumed it from (0: it started afresh), after
+    ``earlier_seconds`` of training up to that checkpoint."""
 
     epochs: int
     train_accuracy: float
     final_loss: float
     history: list[float] = field(default_factory=list)
+    resumed_at: int = 0
+    earlier_seconds: float = 0.0
 
 
 @torch.no_grad()
@@ -73,6 +96,8 @@ def finetune(
     seed: int,
     epochs: int | None = None,
     loss_fn: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> FinetuneResult:
     """Train ``model`` (in place, on ``x``'s device) by mirror descent with
     ``trained_potential`` over all its parameters, to 100 % training accuracy.
@@ -82,8 +107,15 @@ def finetune(
     ``cfg.stop_at_100`` it stops at the first epoch reaching 1). A convolutional network on
     the CPU is switched to channels-last memory (:func:`_prefers_channels_last`).
     ``loss_fn(model, xb, yb)`` replaces the cross-entropy (e.g. a self-supervised loss; the
-    accuracy is then NaN and the run lasts ``T`` epochs). A loss that turns non-finite stops the
+    accuracy is then NaN and the run lasts ``T`` epochs; a loss with random state keeps it in
+    ``state_dict()``, as :class:`TwoViewLoss` does). A loss that turns non-finite stops the
     run (accuracy 0).
+
+    ``checkpoint``: a file to resume from when it holds a checkpoint of this same run (same
+    potential, learning rate, seed, schedule and number of examples; any other file there is
+    ignored and replaced), and to write one to after an epoch when ``checkpoint_seconds`` have
+    passed since the last. The file is left in place; the caller removes it once the result
+    is kept.
     """
     supervised = loss_fn is None
     loss_fn = loss_fn or (lambda m, xb, yb: F.cross_entropy(m(xb), yb))
@@ -97,6 +129,28 @@ def finetune(
     horizon = epochs or cfg.epochs
     max_epochs = max(cfg.max_epochs, horizon)
     epoch, acc, history = 0, 0.0, []
+    run = {"potential": trained_potential, "lr": float(lr), "seed": int(seed),
+           "horizon": horizon, "max_epochs": max_epochs, "extra_epochs": cfg.extra_epochs,
+           "batch_size": cfg.batch_size, "momentum": cfg.momentum,
+           "stop_at_100": bool(cfg.stop_at_100), "n": len(y), "supervised": supervised}  # fmt: skip
+    saver = _Checkpoint(Path(checkpoint), run, checkpoint_seconds) if checkpoint else None
+    resumed_at, earlier = 0, 0.0
+    if saver is not None and (state := saver.load()) is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and x.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], x.device)
+        if state.get("loss") is not None:
+            loss_fn.load_state_dict(state["loss"])  # type: ignore[attr-defined]
+        epoch, horizon, acc = state["epoch"], state["horizon"], state["acc"]
+        history, resumed_at, earlier = state["history"], state["epoch"], state["seconds"]
+    started = time.perf_counter()
+
+    def result(epochs_run: int, accuracy: float, loss: float) -> FinetuneResult:
+        return FinetuneResult(epochs_run, accuracy, loss, history, resumed_at, earlier)
+
     while True:
         model.train()
         for group in opt.param_groups:
@@ -107,7 +161,7 @@ def finetune(
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model, x[idx], y[idx])
             if not torch.isfinite(loss):
-                return FinetuneResult(epoch + 1, 0.0 if supervised else math.nan, math.inf, history)
+                return result(epoch + 1, 0.0 if supervised else math.nan, math.inf)
             loss.backward()
             opt.step()
             total, count = total + float(loss.detach()) * len(idx), count + len(idx)
@@ -115,9 +169,8 @@ def finetune(
         history.append(total / count)
         if not supervised:
             if epoch >= horizon:
-                return FinetuneResult(epoch, math.nan, history[-1], history)
-            continue
-        if cfg.stop_at_100 or epoch == horizon:
+                return result(epoch, math.nan, history[-1])
+        elif cfg.stop_at_100 or epoch == horizon:
             acc = _accuracy(model, x, y)
             if acc == 1.0:
                 break
@@ -125,7 +178,49 @@ def finetune(
                 if horizon >= max_epochs:
                     break
                 horizon = min(horizon + cfg.extra_epochs, max_epochs)
-    return FinetuneResult(epoch, acc, history[-1], history)
+        if saver is not None and saver.due():
+            cuda = x.device.type == "cuda"
+            saver.save({
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(x.device) if cuda else None,
+                "loss": loss_fn.state_dict() if hasattr(loss_fn, "state_dict") else None,
+                "epoch": epoch, "horizon": horizon, "acc": acc, "history": list(history),
+                "seconds": earlier + time.perf_counter() - started,
+            })  # fmt: skip
+    return result(epoch, acc, history[-1])
+
+
+class _Checkpoint:
+    """The checkpoint file of one run: ``run`` (what identifies it) is stored with the state,
+    and a file of another run, or one that cannot be read, is not resumed from."""
+
+    def __init__(self, path: Path, run: dict, every: float):
+        self.path, self.run, self.every = path, run, every
+        self.last = time.monotonic()
+
+    def load(self) -> dict | None:
+        if not self.path.is_file():
+            return None
+        try:
+            saved = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated or not a checkpoint: start afresh
+            print(f"{self.path}: not resumed from ({err}); starting afresh", file=sys.stderr)
+            return None
+        if saved.get("run") != self.run:
+            print(f"{self.path}: a checkpoint of another run; starting afresh", file=sys.stderr)
+            return None
+        print(f"{self.path}: resuming after epoch {saved['state']['epoch']}", file=sys.stderr)
+        return saved["state"]
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= self.every
+
+    def save(self, state: dict) -> None:
+        buffer = io.BytesIO()
+        torch.save({"run": self.run, "state": state}, buffer)
+        write_atomic(self.path, buffer.getvalue())
+        self.last = time.monotonic()
 
 
 # --------------------------------------------------------------------------- self-supervised
@@ -152,6 +247,24 @@ class SimSiam(nn.Module):
         p1, p2 = self.predictor(z1), self.predictor(z2)
         cos = F.cosine_similarity
         return -(cos(p1, z2.detach()).mean() + cos(p2, z1.detach()).mean()) / 2
+
+
+class TwoViewLoss:
+    """``loss_fn`` for :func:`finetune` of a two-view model (:class:`SimSiam`):
+    ``model.loss(augment(x), augment(x))``, the views drawn from its own generator (seeded with
+    ``seed``), whose state :func:`finetune`'s checkpoint keeps (``state_dict``)."""
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        return model.loss(augment(x, self.generator), augment(x, self.generator))
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
 
 
 def augment(x: Tensor, generator: torch.Generator, shift: int = 3, noise: float = 0.1) -> Tensor:

@@ -26,7 +26,7 @@ from mirrorlib.experiments.deep_networks.settings import (
     NetworkSetup,
     RunSpec,
 )
-from mirrorlib.experiments.finetuning import SimSiam, augment, batches, finetune
+from mirrorlib.experiments.finetuning import SimSiam, TwoViewLoss, batches, finetune
 from mirrorlib.potentials import potential as make_potential
 from mirrorlib.recovery import InputError, scan_geometry
 from mirrorlib.stats import delta_cdf
@@ -189,8 +189,7 @@ def _prepare_model(
         parent[int(last)] = nn.Identity()
     else:
         setattr(parent, last, nn.Identity())
-    gen = torch.Generator().manual_seed(seed + 1)
-    return ssl.to(device), lambda m, xb, yb: m.loss(augment(xb, gen), augment(xb, gen))
+    return ssl.to(device), TwoViewLoss(seed + 1)
 
 
 def _copy(model: nn.Module) -> nn.Module:
@@ -288,10 +287,13 @@ def finetune_run(
     device: str,
     lr: float | dict,
     state: dict[str, Tensor] | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Run ``spec``: finetune the pretrained network (weights ``state``; None: its checkpoint)
     at ``lr`` (a value, or :func:`search_lr`'s record) and score the candidates; one row per
-    candidate (:data:`COLUMNS`).
+    candidate (:data:`COLUMNS`). With ``checkpoint`` (a file), the finetuning keeps its
+    progress there and an interrupted run resumes from it (:func:`finetune`); ``seconds`` then
+    counts the training of the earlier attempts up to their last checkpoint.
 
     A run whose loss turns non-finite at that learning rate is repeated from the pretrained
     network at the next smaller learning rate of the grid, and so on; the ``lr`` column records
@@ -312,7 +314,9 @@ def finetune_run(
     for lr, smaller in zip(lrs, [*lrs[1:], None], strict=True):
         torch.manual_seed(spec.seed)
         model, loss_fn = _prepare_model(base, setup, spec.objective, y, spec.seed, device)
-        res = finetune(model, x, y, spec.trained_potential, lr, cfg, spec.seed, epochs, loss_fn)
+        res = finetune(
+            model, x, y, spec.trained_potential, lr, cfg, spec.seed, epochs, loss_fn, checkpoint
+        )
         if math.isfinite(res.final_loss):
             break
         then = f"retrying at lr = {smaller:g}" if smaller else "recorded as diverged"
@@ -331,7 +335,7 @@ def finetune_run(
         info = {"n_weights": nw.n_analysed(setup.architecture), "n_zero_dropped": 0,
                 "n_sign_flips": -1, "frac_unchanged": math.nan, "floor": math.nan,
                 "best": f"failed: {err}"}  # fmt: skip
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start + res.earlier_seconds
     for _, r in scan.iterrows():
         rows.append({
             "architecture": spec.architecture, "n_weights": info["n_weights"], "n_samples": n,

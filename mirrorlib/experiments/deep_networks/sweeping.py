@@ -63,7 +63,8 @@ def sweep_tasks(
     """The tasks of ``specs``: one run each (``runs/<run_id>.csv``), each needing its network's
     pretraining (``pretrained/<architecture>.pt``) and, when its grid has more than one
     learning rate, the search of its (network, objective, potential) (``lr/...json``): these
-    run once, and every seed reuses them."""
+    run once, and every seed reuses them. A run keeps a checkpoint of its finetuning, so an
+    interrupted run resumes from its last one (:func:`finetune_run`)."""
     tasks: dict[str, sweep.Task] = {}
     for spec in specs:
         setup = cfg.setup(spec.architecture)
@@ -80,8 +81,9 @@ def sweep_tasks(
             tasks.setdefault(task.key, task)
             deps = (("lr", task.key), *deps)
         run = sweep.Task(
-            f"runs/{spec.run_id}", finetune_run, args, deps, _RUN_CODEC, **_resources(cfg, device)
-        )
+            f"runs/{spec.run_id}", finetune_run, args, deps, _RUN_CODEC,
+            checkpoint=True, **_resources(cfg, device),
+        )  # fmt: skip
         tasks[run.key] = run
     return list(tasks.values())
 
