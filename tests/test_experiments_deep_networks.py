@@ -370,8 +370,13 @@ def test_a_checkpoint_of_another_run_or_a_damaged_one_is_not_resumed_from(
     with pytest.raises(_Interrupted):  # the same run at another learning rate
         ft.finetune(_small_cnn(), x, y, "2-norm", 0.05, cfg, 0, None, None, path, 0.0)
     monkeypatch.undo()
-    for damage in (None, b"not a checkpoint"):
-        if damage is not None:
+    for damage in (None, "another network", b"not a checkpoint"):
+        if damage == "another network":  # same run settings, other parameters
+            ckpt = torch.load(path, weights_only=True)
+            ckpt["state"]["model"] = nw.build("mlp-32").state_dict()
+            ckpt["run"]["lr"] = 0.02
+            torch.save(ckpt, path)
+        elif damage is not None:
             path.write_bytes(damage)
         torch.manual_seed(1)
         again = ft.finetune(other := _small_cnn(), x, y, "2-norm", 0.02, cfg, 0, None, None, path)

@@ -135,7 +135,7 @@ def finetune(
            "stop_at_100": bool(cfg.stop_at_100), "n": len(y), "supervised": supervised}  # fmt: skip
     saver = _Checkpoint(Path(checkpoint), run, checkpoint_seconds) if checkpoint else None
     resumed_at, earlier = 0, 0.0
-    if saver is not None and (state := saver.load()) is not None:
+    if saver is not None and (state := saver.load(model)) is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
@@ -199,15 +199,19 @@ class _Checkpoint:
         self.path, self.run, self.every = path, run, every
         self.last = time.monotonic()
 
-    def load(self) -> dict | None:
+    def load(self, model: nn.Module) -> dict | None:
+        """The saved state, when the file holds one of this run for ``model``'s parameters."""
         if not self.path.is_file():
             return None
+        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         try:
             saved = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as err:  # truncated or not a checkpoint: start afresh
+            kept = {k: tuple(v.shape) for k, v in saved["state"]["model"].items()}
+            same = saved["run"] == self.run and kept == shapes
+        except Exception as err:  # truncated, or not a checkpoint: start afresh
             print(f"{self.path}: not resumed from ({err}); starting afresh", file=sys.stderr)
             return None
-        if saved.get("run") != self.run:
+        if not same:
             print(f"{self.path}: a checkpoint of another run; starting afresh", file=sys.stderr)
             return None
         print(f"{self.path}: resuming after epoch {saved['state']['epoch']}", file=sys.stderr)
