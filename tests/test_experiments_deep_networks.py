@@ -408,3 +408,69 @@ def test_an_interrupted_simsiam_run_resumes_with_its_views(tmp_path, monkeypatch
     again, model = run(path)
     assert again.resumed_at == 2
     _assert_same_run(whole, again, full, model)
+
+
+# --------------------------------------------------------------------------- batch norm
+
+
+def test_recalibrated_statistics_are_the_mean_of_the_batches_and_nothing_else_changes():
+    torch.manual_seed(0)
+    model = _small_cnn()
+    model[1].running_mean.fill_(5.0)  # stale statistics, as after pretraining elsewhere
+    x = torch.randn(40, 1, 28, 28)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    twin = dn.recalibrated(model, x, batch_size=16)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    features = [model[0](x[i : i + 16]).detach() for i in range(0, 40, 16)]  # 16, 16, 8
+    means = torch.stack([f.mean((0, 2, 3)) for f in features]).mean(0)
+    variances = torch.stack([f.var((0, 2, 3), unbiased=True) for f in features]).mean(0)
+    bn = twin[1]
+    assert torch.allclose(bn.running_mean, means, atol=1e-6)
+    assert torch.allclose(bn.running_var, variances, rtol=1e-5)
+    assert not twin.training and not bn.training
+    weights = {k: v for k, v in twin.state_dict().items() if "running" not in k and "num" not in k}
+    assert all(torch.equal(before[k], v) for k, v in weights.items())
+    with pytest.raises(ValueError, match="no batch norm"):
+        dn.recalibrated(nw.build("mlp-32"), x.flatten(1), 16)
+
+
+def test_looking_after_each_epoch_leaves_the_training_as_it_was():
+    y = torch.arange(32) % 10
+    x = torch.randn(32, 1, 28, 28)
+    cfg = _tiny(stop_at_100=False, epochs=3, max_epochs=3, batch_size=16)
+    torch.manual_seed(1)
+    plain = ft.finetune(a := _small_cnn(), x, y, "negative_entropy", 0.02, cfg, seed=0)
+    seen = []
+
+    def look(epoch, loss, model, xs, ys):
+        seen.append((epoch, loss))
+        dn.recalibrated(model, xs, 8)
+        ft._accuracy(model, xs, ys)
+
+    torch.manual_seed(1)
+    b = _small_cnn()
+    looked = ft.finetune(b, x, y, "negative_entropy", 0.02, cfg, 0, after_epoch=look)
+    _assert_same_run(plain, looked, a, b)
+    assert seen == list(enumerate(plain.history, start=1))
+
+
+def test_the_running_statistics_lag_table_has_a_row_per_look_and_momentum(tmp_path):
+    setup = dn.NetworkSetup(
+        "resnet-small", "digits", pretrain_data="digits", new_head=False, n_samples=48
+    )
+    cfg = _tiny(networks=(setup,), pretrain_epochs=1, pretrain_examples=64, epochs=3)
+    table = dn.running_statistics_lag(
+        cfg, "resnet-small", "2-norm", 0.03, momenta=(None, 0.5), every=2, cache_dir=tmp_path
+    )
+    assert tuple(table.columns) == dn.LAG_COLUMNS
+    # its own momentum, then the one given; every 2nd epoch, and the last
+    looks = [(0.1, 2), (0.1, 3), (0.5, 2), (0.5, 3)]
+    assert list(zip(table["bn_momentum"], table["epoch"], strict=True)) == looks
+    assert table[["accuracy_running", "accuracy_recalibrated"]].stack().between(0, 1).all()
+    # training normalises by each batch's own statistics: the momentum changes the running
+    # statistics only, so the losses (and weights) are the same under both
+    first, second = (g["train_loss"].to_numpy() for _, g in table.groupby("bn_momentum"))
+    assert np.array_equal(first, second)
+    assert (table["accuracy_recalibrated"] > table["accuracy_running"]).any()
+    with pytest.raises(InputError, match="give a cache_dir"):
+        dn.running_statistics_lag(cfg, "resnet-small", "2-norm", 0.03)

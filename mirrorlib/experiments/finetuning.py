@@ -98,6 +98,7 @@ def finetune(
     loss_fn: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    after_epoch: Callable[[int, float, nn.Module, Tensor, Tensor], None] | None = None,
 ) -> FinetuneResult:
     """Train ``model`` (in place, on ``x``'s device) by mirror descent with
     ``trained_potential`` over all its parameters, to 100 % training accuracy.
@@ -116,6 +117,10 @@ def finetune(
     ignored and replaced), and to write one to after an epoch when ``checkpoint_seconds`` have
     passed since the last. The file is left in place; the caller removes it once the result
     is kept.
+
+    ``after_epoch(epoch, loss, model, x, y)``: called after each epoch with its mean loss
+    (``x`` as the model sees it), to look at the model without changing it or torch's random
+    state.
     """
     supervised = loss_fn is None
     loss_fn = loss_fn or (lambda m, xb, yb: F.cross_entropy(m(xb), yb))
@@ -167,6 +172,8 @@ def finetune(
             total, count = total + float(loss.detach()) * len(idx), count + len(idx)
         epoch += 1
         history.append(total / count)
+        if after_epoch is not None:
+            after_epoch(epoch, history[-1], model, x, y)
         if not supervised:
             if epoch >= horizon:
                 return result(epoch, math.nan, history[-1])

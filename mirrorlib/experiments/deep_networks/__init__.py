@@ -8,12 +8,13 @@ change ``grad_phi(w_after) - grad_phi(w_before)`` over the analysed weights
 (:func:`mirrorlib.recovery.scan_geometry`). The geometry is recovered when the trained
 potential scores lowest.
 
-The code lives in three modules, all re-exported here:
+The code lives in four modules, all re-exported here:
 :mod:`~mirrorlib.experiments.deep_networks.settings` (the networks, the protocol's presets and
 the runs), :mod:`~mirrorlib.experiments.deep_networks.runs` (one run: data, pretrained network,
-learning-rate search, finetuning, scoring) and
+learning-rate search, finetuning, scoring),
 :mod:`~mirrorlib.experiments.deep_networks.sweeping` (the sweep's tasks, its folder, and its
-results as tables).
+results as tables) and :mod:`~mirrorlib.experiments.deep_networks.batch_norm` (how far the
+batch norm's running statistics lag behind the weights during a run).
 
 The sweep is a list of independent runs (:class:`RunSpec`, one network x trained potential
 x seed x objective), run by :mod:`mirrorlib.sweep` (:func:`execute_sweep`, :func:`run_sweep`):
@@ -33,6 +34,11 @@ of examples (:func:`choose_lr`), and a run whose loss diverges at it is repeated
 smaller one of the grid (:func:`run_one`).
 """
 
+from mirrorlib.experiments.deep_networks.batch_norm import (
+    LAG_COLUMNS,
+    recalibrated,
+    running_statistics_lag,
+)
 from mirrorlib.experiments.deep_networks.runs import (
     analyse,
     choose_lr,
@@ -69,6 +75,7 @@ from mirrorlib.experiments.deep_networks.sweeping import (
 )
 
 __all__ = [
+    "LAG_COLUMNS",
     "analyse",
     "n_samples",
     "CANDIDATES",
@@ -86,12 +93,14 @@ __all__ = [
     "network_table",
     "pretrain",
     "pretrained_network",
+    "recalibrated",
     "recovery_table",
     "STORED_SWEEPS",
     "stored_sweep",
     "run_one",
     "run_specs",
     "run_sweep",
+    "running_statistics_lag",
     "search_lr",
     "select_specs",
     "summary",
