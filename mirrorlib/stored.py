@@ -128,7 +128,8 @@ def describe_device(device: str | torch.device = "cpu") -> str:
                 break
     except OSError:
         pass
-    return f"cpu: {model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    threads = torch.get_num_threads()
+    return f"cpu: {model}, {os.cpu_count()} cores, {threads} torch thread{'s' * (threads != 1)}"
 
 
 def _paths(root: Path, chapter: str, name: str) -> tuple[Path, Path]:

@@ -274,6 +274,15 @@ def figures():
         ),
         ("fig4a", lambda: deep_networks.plot_delta_cdf_vs_size(deep_table()), POTS),
         ("fig4b", lambda: deep_networks.plot_candidate_scan(deep_table()), POTS),
+        (
+            "bn_lag",
+            lambda: deep_networks.plot_running_statistics_lag(
+                grid(
+                    epoch=[2, 4], bn_momentum=[0.01, 0.1], trained_potential=["negative_entropy"]
+                ).assign(accuracy_running=0.5, accuracy_recalibrated=0.9)
+            ),
+            ("negative_entropy",),
+        ),
         ("linearisation", lambda: dual_gaussian.plot_linearisation(lin), POTS),
         ("clt", lambda: dual_gaussian.plot_clt(clt), POTS),
         (

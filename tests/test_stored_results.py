@@ -178,6 +178,28 @@ def test_a_stored_self_supervised_run_is_reproduced(tmp_path):
     _reproduce_sweep_run(spec, dn.config("paper", objectives=("simsiam",), threads=1), 1, tmp_path)
 
 
+def test_the_stored_running_statistics_lag_is_reproduced():
+    # EfficientNet-Lite0's first look (2 epochs of the 30-epoch cosine) at its checkpoint's
+    # batch-norm momentum, on one thread as stored: about a minute
+    from mirrorlib import networks as nw
+    from mirrorlib.experiments.deep_networks import batch_norm as bn
+
+    try:
+        nw.find_checkpoint(bn.PAPER_LAG["architecture"])
+    except nw.NetworkUnavailable as err:
+        pytest.skip(str(err))
+    stored, provenance = read_stored("deep_networks", bn.STORED_NAME)
+    assert provenance.wall_time_s > 0 and set(stored["bn_momentum"]) == {
+        nw.TF_BATCH_NORM_MOMENTUM, 0.1
+    }  # fmt: skip
+    first = stored[(stored["bn_momentum"] == nw.TF_BATCH_NORM_MOMENTUM) & (stored["epoch"] == 2)]
+    settings = {**bn.PAPER_LAG, "momenta": (None,)}
+    again = dn.running_statistics_lag(
+        dn.config("paper", threads=1), lr=bn.paper_lag_lr(), stop_after=2, **settings
+    )
+    _assert_rows_equal(again.drop(columns="seconds"), first.drop(columns="seconds"))
+
+
 def test_a_stored_linearisation_point_is_reproduced():
     # the smallest N / D, seed 0, every potential: under a second
     stored, _ = read_stored(dg.STORED_CHAPTER, "linearisation")

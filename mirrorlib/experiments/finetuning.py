@@ -9,9 +9,10 @@ The settings come from a :class:`~mirrorlib.experiments.deep_networks.DeepNetwor
 
 A long run can keep a checkpoint (``finetune(..., checkpoint=path)``): everything the next
 epoch depends on (weights and buffers, the optimiser's state, the batch order's, the loss's
-and torch's random states, the schedule), written atomically after an epoch at most once a
-``checkpoint_seconds``. Started again with the same arguments, it goes on from there and ends
-exactly as the uninterrupted run would.
+and torch's random states, the schedule), written atomically after an epoch, at most once
+every ``checkpoint_seconds``. Started again with the same arguments, it goes on from there
+and ends exactly as the uninterrupted run would. ``after_epoch`` lets a caller look at the
+model after each epoch (:mod:`mirrorlib.experiments.deep_networks.batch_norm` does).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Figures of the chapter "Recovering the geometry of finetuned deep networks".
 
-Each function takes the run table of :func:`mirrorlib.experiments.deep_networks.collect`
-(one row per run and candidate) and draws it with seaborn: mean over seeds, bars or bands from
-the smallest to the largest seed.
+The first two take the run table of :func:`mirrorlib.experiments.deep_networks.collect`
+(one row per run and candidate) and draw it with seaborn: mean over seeds, bars or bands from
+the smallest to the largest seed. :func:`plot_running_statistics_lag` takes the table of
+:func:`mirrorlib.experiments.deep_networks.running_statistics_lag`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,16 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from mirrorlib.plotting import PAGE_WIDTH, by_potential, figure_legend, page_axes, plot_floor
+from mirrorlib.plotting import (
+    PAGE_WIDTH,
+    by_potential,
+    figure_legend,
+    page_axes,
+    plot_floor,
+    potential_color,
+)
 
-__all__ = ["plot_delta_cdf_vs_size", "plot_candidate_scan"]
+__all__ = ["plot_delta_cdf_vs_size", "plot_candidate_scan", "plot_running_statistics_lag"]
 
 _CANDIDATE_X = {"negative_entropy": 1.0, "1.5-norm": 1.5, "2-norm": 2.0, "2.5-norm": 2.5}
 _CANDIDATE_X["3-norm"] = 3.0
@@ -118,3 +126,33 @@ def plot_candidate_scan(
     sns.move_legend(grid, "lower center", bbox_to_anchor=(0.5, 1.0), ncol=4)
     grid.tight_layout()
     return grid.axes
+
+
+_STATISTICS = {
+    "accuracy_running": "running statistics (as measured)",
+    "accuracy_recalibrated": "recalibrated on the training images",
+}
+
+
+def plot_running_statistics_lag(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Training accuracy against epoch, with the batch norm's running statistics (as the
+    protocol measures it: in the trained potential's colour) and with statistics recalibrated
+    on the training images (grey), for each batch-norm momentum (line style)."""
+    if ax is None:
+        ax = page_axes(height=0.5 * PAGE_WIDTH, width=0.8 * PAGE_WIDTH)[0, 0]
+    long = table.melt(
+        id_vars=["epoch", "bn_momentum"], value_vars=list(_STATISTICS),
+        var_name="batch-norm statistics", value_name="training accuracy",
+    )  # fmt: skip
+    long["batch-norm statistics"] = long["batch-norm statistics"].map(_STATISTICS)
+    long["momentum"] = long["bn_momentum"].map(lambda m: f"{m:g}")
+    (trained,) = table["trained_potential"].unique()
+    palette = dict(zip(_STATISTICS.values(), [potential_color(trained), "0.6"], strict=True))
+    sns.lineplot(
+        long, x="epoch", y="training accuracy", hue="batch-norm statistics", style="momentum",
+        markers=True, palette=palette, ax=ax,
+    )  # fmt: skip
+    ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
+    ax.set(ylim=(None, 1.02), xlabel="epoch of the finetuning")
+    figure_legend(ax, below=False)
+    return ax
