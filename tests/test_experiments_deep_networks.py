@@ -474,3 +474,7 @@ def test_the_running_statistics_lag_table_has_a_row_per_look_and_momentum(tmp_pa
     assert (table["accuracy_recalibrated"] > table["accuracy_running"]).any()
     with pytest.raises(InputError, match="give a cache_dir"):
         dn.running_statistics_lag(cfg, "resnet-small", "2-norm", 0.03)
+    with pytest.raises(InputError, match="every and stop_after must be at least 1"):
+        dn.running_statistics_lag(cfg, "resnet-small", "2-norm", 0.03, every=0)
+    with pytest.raises(InputError, match="momentum is in"):
+        dn.running_statistics_lag(cfg, "resnet-small", "2-norm", 0.03, momenta=(0.0,))

@@ -56,7 +56,7 @@ def recalibrated(model: nn.Module, x: Tensor, batch_size: int) -> nn.Module:
     twin = copy.deepcopy(model).eval()
     norms = _batch_norms(twin)
     if not norms:
-        raise ValueError("the model has no batch norm to recalibrate")
+        raise InputError("the model has no batch norm to recalibrate")
     for m in norms:
         m.reset_running_stats()
         m.momentum = None
@@ -93,6 +93,10 @@ def running_statistics_lag(
     setup = cfg.setup(architecture)
     horizon = epochs or cfg.epochs
     run_cfg = replace(cfg, epochs=horizon, max_epochs=horizon, stop_at_100=False)
+    if every < 1 or (stop_after is not None and stop_after < 1):
+        raise InputError(f"every and stop_after must be at least 1, got {every}, {stop_after}")
+    if any(m is not None and not 0 < m <= 1 for m in momenta):
+        raise InputError(f"a batch-norm momentum is in (0, 1], got {list(momenta)}")
     if cache_dir is None and not nw.architecture(architecture).pretrained_elsewhere:
         raise InputError(f"{architecture} is pretrained here: give a cache_dir to keep it in")
     x, y = _finetune_data(setup, n_samples(setup), seed)
@@ -105,7 +109,7 @@ def running_statistics_lag(
             model, _ = _prepare_model(base, setup, "supervised", y, seed, device)
             norms = _batch_norms(model)
             if not norms:
-                raise ValueError(f"{architecture} has no batch norm")
+                raise InputError(f"{architecture} has no batch norm")
             for m in norms:
                 m.momentum = m.momentum if momentum is None else momentum
             key = {"architecture": architecture, "trained_potential": trained_potential,
