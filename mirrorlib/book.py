@@ -23,21 +23,26 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mirrorlib.results import write_table
+
+if TYPE_CHECKING:
+    from mirrorlib.sweep import RayExecutor
 
 __all__ = [
     "BookError",
@@ -45,6 +50,8 @@ __all__ = [
     "ChapterRun",
     "Page",
     "add_arguments",
+    "execute_chapter",
+    "execute_chapters",
     "main",
     "read_toc",
     "resolve_device",
@@ -377,12 +384,12 @@ def run_book(
     device: str = "auto",
     seed: int = 0,
     html: bool = True,
-    ray: Any = None,
+    ray: RayExecutor | None = None,
 ) -> BookReport:
     """Execute the chapters of the book in ``root`` (all, or those named) and build its HTML.
 
     ``ray``: a :class:`mirrorlib.sweep.RayExecutor` to execute each chapter as a Ray task
-    (:func:`mirrorlib.sweep.execute_chapters`); the HTML is built here from what they return.
+    (:func:`execute_chapters`); the HTML is built here from what they return.
 
     Writes the timing table to ``_build/results/<scale>/book_timing.csv``. Raises
     :class:`BookError` for bad arguments; chapter and build failures are in the report.
@@ -424,8 +431,6 @@ def run_book(
         }
 
     if ray is not None:
-        from mirrorlib.sweep import execute_chapters
-
         folders = {"results": results_dir, "figures": build / "figures" / scale}
         report.chapters = execute_chapters(selected, executed_dir, parameters, folders, ray)
     for page in tqdm(selected if ray is None else [], desc="chapters", unit="chapter"):
@@ -461,6 +466,94 @@ def run_book(
     report.total_seconds = time.perf_counter() - start
     _update_timing(results_dir, report.timing())
     return report
+
+
+def _execute_chapter_remote(
+    page: Page, executed_dir: str, parameters: dict, shared: bool
+) -> tuple[ChapterRun, dict]:
+    """The body of a chapter's Ray task; ``parameters`` name the results and figures folders
+    relative to the chapter's own (the working folder of its execution). Shared mode: execute
+    into the book's own folders. Driver mode: execute into a folder of this worker and return
+    the chapter's run and every file it wrote (executed notebook, tables, figures), as
+    ``{(place, relative path): bytes}`` with ``place`` one of ``executed``, ``results``,
+    ``figures``; the executed notebook names the relative folders, not the worker's."""
+    if shared:
+        return execute_chapter(page, Path(executed_dir), parameters), {}
+    with tempfile.TemporaryDirectory(prefix="mirrorlib-chapter-") as tmp:
+        folders = {place: Path(tmp) / place for place in ("executed", "results", "figures")}
+        local = {**parameters, "results_dir": str(folders["results"])}
+        local["figures_dir"] = str(folders["figures"])
+        run = execute_chapter(page, folders["executed"], local)
+        run = replace(run, error=run.error.replace(str(folders["executed"]), executed_dir))
+        files = {
+            (place, str(path.relative_to(folder))): path.read_bytes()
+            for place, folder in folders.items()
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        }
+    for key, data in files.items():
+        if key[0] == "executed":
+            for place in ("results", "figures"):
+                relative = json.dumps(parameters[f"{place}_dir"])[1:-1].encode()
+                data = data.replace(json.dumps(str(folders[place]))[1:-1].encode(), relative)
+            files[key] = data
+    return run, files
+
+
+def execute_chapters(
+    pages: Sequence[Page],
+    executed_dir: Path,
+    parameters: Callable[[Page], dict],
+    folders: dict[str, Path],
+    executor: RayExecutor,
+) -> list[ChapterRun]:
+    """Execute each chapter of ``pages`` as one Ray task (one CPU, and one GPU when its
+    parameters' ``device`` is ``cuda``), the way :func:`execute_chapter` does here; return
+    their :class:`ChapterRun` s in the order of ``pages``. ``parameters(page)`` are the
+    chapter's papermill parameters, with ``results_dir`` and ``figures_dir`` relative to its
+    folder; ``folders`` holds the same two folders (keys ``results``, ``figures``) as paths
+    here.
+
+    Every worker needs the book's sources at the same path as here (a shared filesystem, or
+    the same checkout). In driver mode the executed notebook and the tables and figures a
+    chapter wrote travel back through Ray and are written here, atomically, into
+    ``executed_dir`` and ``folders``; in shared mode the workers write them there themselves
+    (and a chapter's stored results, such as the deep-network sweep's runs, are reused from
+    one build to the next)."""
+    import ray
+    from tqdm import tqdm
+
+    from mirrorlib.sweep import write_atomic
+
+    executor.connect()
+    remote = ray.remote(_execute_chapter_remote)
+    shared = executor.results == "shared"
+    refs = []
+    for p in pages:
+        gpus = 1 if parameters(p).get("device") == "cuda" else 0
+        options = {"num_cpus": 1, "num_gpus": gpus, "max_retries": executor.max_retries}
+        task = remote.options(**options, name=f"book:{p.name}")
+        refs.append(task.remote(p, str(executed_dir), parameters(p), shared))
+    places = {"executed": Path(executed_dir), **{k: Path(v) for k, v in folders.items()}}
+    runs: dict[int, Any] = {}
+    index = {ref: i for i, ref in enumerate(refs)}
+    with tqdm(total=len(refs), desc="chapters", unit="chapter", file=sys.stderr) as bar:
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            run, files = ray.get(ready[0])
+            page = pages[index[ready[0]]]
+            for (place, relative), data in files.items():
+                write_atomic(places[place] / relative, data)
+            if files:  # what execute_chapter does to the notebook of the earlier execution
+                target = places["executed"] / f"{page.docname}.ipynb"
+                failed = target.with_name(f"{page.name}.failed.ipynb")
+                (target if run.status == "failed" else failed).unlink(missing_ok=True)
+            if run.status == "failed":
+                bar.write(f"FAILED {run.name}: {run.error}", file=sys.stderr)
+            runs[index[ready[0]]] = run
+            bar.update(1)
+    return [runs[i] for i in range(len(refs))]
 
 
 def _update_timing(results_dir: Path, timing: pd.DataFrame) -> None:

@@ -48,7 +48,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,6 @@ __all__ = [
     "Task",
     "TaskOutcome",
     "cached",
-    "execute_chapters",
     "is_stored",
     "json_codec",
     "read_file",
@@ -718,95 +717,3 @@ def run_tasks(
         order = [t.key for t in tasks if t.key in report.outcomes]  # not the order they ended
         report.outcomes = {key: report.outcomes[key] for key in order}
     return report
-
-
-# --------------------------------------------------------------------------- book chapters
-
-
-def _execute_chapter_remote(page, executed_dir: str, parameters: dict, shared: bool):
-    """The body of a chapter's Ray task; ``parameters`` name the results and figures folders
-    relative to the chapter's own (the working folder of its execution). Shared mode: execute
-    into the book's own folders. Driver mode: execute into a folder of this worker and return
-    the chapter's run and every file it wrote (executed notebook, tables, figures), as
-    ``{(place, relative path): bytes}`` with ``place`` one of ``executed``, ``results``,
-    ``figures``; the executed notebook names the relative folders, not the worker's."""
-    import tempfile
-
-    from mirrorlib.book import execute_chapter
-
-    if shared:
-        return execute_chapter(page, Path(executed_dir), parameters), {}
-    with tempfile.TemporaryDirectory(prefix="mirrorlib-chapter-") as tmp:
-        folders = {place: Path(tmp) / place for place in ("executed", "results", "figures")}
-        local = {**parameters, "results_dir": str(folders["results"])}
-        local["figures_dir"] = str(folders["figures"])
-        run = execute_chapter(page, folders["executed"], local)
-        run = replace(run, error=run.error.replace(str(folders["executed"]), executed_dir))
-        files = {
-            (place, str(path.relative_to(folder))): path.read_bytes()
-            for place, folder in folders.items()
-            for path in sorted(folder.rglob("*"))
-            if path.is_file()
-        }
-    for key, data in files.items():
-        if key[0] == "executed":
-            for place in ("results", "figures"):
-                relative = json.dumps(parameters[f"{place}_dir"])[1:-1].encode()
-                data = data.replace(json.dumps(str(folders[place]))[1:-1].encode(), relative)
-            files[key] = data
-    return run, files
-
-
-def execute_chapters(
-    pages: Sequence[Any],
-    executed_dir: Path,
-    parameters: Callable[[Any], dict],
-    folders: dict[str, Path],
-    executor: RayExecutor,
-) -> list:
-    """Execute each chapter of ``pages`` (:class:`mirrorlib.book.Page`) as one Ray task (one
-    CPU, and one GPU when its parameters' ``device`` is ``cuda``), the way
-    :func:`mirrorlib.book.execute_chapter` does here; return their
-    :class:`mirrorlib.book.ChapterRun` s in the order of ``pages``. ``parameters(page)`` are
-    the chapter's papermill parameters, with ``results_dir`` and ``figures_dir`` relative to
-    its folder; ``folders`` holds the same two folders (keys ``results``, ``figures``) as
-    paths here.
-
-    Every worker needs the book's sources at the same path as here (a shared filesystem, or
-    the same checkout). In driver mode the executed notebook and the tables and figures a
-    chapter wrote travel back through Ray and are written here, atomically, into
-    ``executed_dir`` and ``folders``; in shared mode the workers write them there themselves
-    (and a chapter's stored results, such as the deep-network sweep's runs, are reused from
-    one build to the next)."""
-    import ray
-    from tqdm import tqdm
-
-    executor.connect()
-    remote = ray.remote(_execute_chapter_remote)
-    shared = executor.results == "shared"
-    refs = []
-    for p in pages:
-        gpus = 1 if parameters(p).get("device") == "cuda" else 0
-        options = {"num_cpus": 1, "num_gpus": gpus, "max_retries": executor.max_retries}
-        task = remote.options(**options, name=f"book:{p.name}")
-        refs.append(task.remote(p, str(executed_dir), parameters(p), shared))
-    places = {"executed": Path(executed_dir), **{k: Path(v) for k, v in folders.items()}}
-    runs: dict[int, Any] = {}
-    index = {ref: i for i, ref in enumerate(refs)}
-    with tqdm(total=len(refs), desc="chapters", unit="chapter", file=sys.stderr) as bar:
-        pending = list(refs)
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            run, files = ray.get(ready[0])
-            page = pages[index[ready[0]]]
-            for (place, relative), data in files.items():
-                write_atomic(places[place] / relative, data)
-            if files:  # what execute_chapter does to the notebook of the earlier execution
-                target = places["executed"] / f"{page.docname}.ipynb"
-                failed = target.with_name(f"{page.name}.failed.ipynb")
-                (target if run.status == "failed" else failed).unlink(missing_ok=True)
-            if run.status == "failed":
-                bar.write(f"FAILED {run.name}: {run.error}", file=sys.stderr)
-            runs[index[ready[0]]] = run
-            bar.update(1)
-    return [runs[i] for i in range(len(refs))]
