@@ -99,7 +99,7 @@ def baseline_sample(commit: str, seeds: int) -> dict[str, float]:
         t_before = t_after = 0.0
         for seed in range(seeds):
             old, t_old = _timed(lambda s=seed: before._clt_seed(before.config("paper"), s))
-            new, t_new = _timed(lambda s=seed: dg._clt_seed(cfg, s))
+            new, t_new = _timed(lambda s=seed: dg.clt_seed_rows(cfg, s))
             print(f"central-limit seed {seed}: {t_old:.1f} s before, {t_new:.1f} s now "
                   f"({t_old / t_new:.2f}x)", flush=True)  # fmt: skip
             print("  " + _check_same(old, new, f"seed {seed}"), flush=True)

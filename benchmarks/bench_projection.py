@@ -38,7 +38,7 @@ def compare(kinds, dims, alphas, seed: int = 0) -> pd.DataFrame:
         for D in dims:
             for alpha in alphas:
                 N = int(D**alpha)
-                X, y, w0 = dg._problem(kind, N, D, 0, 2, N, D, seed)
+                X, y, w0 = dg.clt_problem(dg.config("ci"), kind, N, D, seed)
                 for name in dg.PRESETS["paper"].potentials:
                     pot = potential(name)
                     fast, t_fast = _timed(dg.bregman_projection, X, y, w0, pot)
@@ -68,7 +68,7 @@ def fast_only(dims, seed: int = 0) -> pd.DataFrame:
         for kind in cfg.clt_inputs:
             for alpha in cfg.clt_alphas:
                 N = int(D**alpha)
-                X, y, w0 = dg._problem(kind, N, D, 0, 2, N, D, seed)
+                X, y, w0 = dg.clt_problem(dg.config("ci"), kind, N, D, seed)
                 for name in cfg.potentials:
                     proj, t = _timed(dg.bregman_projection, X, y, w0, name)
                     rows.append({"inputs": kind, "D": D, "N": N, "potential": name, "fast_s": t})

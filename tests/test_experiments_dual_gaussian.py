@@ -14,6 +14,7 @@ from mirrorlib.experiments import dual_gaussian as dg
 from mirrorlib.plotting import dual_gaussian as dgplot
 from mirrorlib.potentials import potential
 from mirrorlib.recovery import InputError
+from mirrorlib.results import read_table, write_table
 from mirrorlib.stats import delta_cdf
 
 matplotlib.use("Agg")
@@ -22,7 +23,7 @@ POTENTIALS = ("negative_entropy", "2-norm", "3-norm")
 
 
 def problem(N: int = 6, D: int = 30, kind: str = "short", seed: int = 0):
-    return dg._problem(kind, N, D, 123, N, D, seed)
+    return dg.random_problem(kind, N, D, 123, N, D, seed)
 
 
 # The theory's objects
@@ -246,8 +247,8 @@ def test_clt_scan_resumes_from_its_checkpoints_and_runs_seeds_in_parallel(tmp_pa
     files = sorted(p.name for p in tmp_path.iterdir())
     assert len(files) == 2 and files[1].endswith("_seed1.csv")
     (tmp_path / files[1]).unlink()  # interrupted after seed 0: seed 1 is recomputed
-    seed0 = dg.read_table(tmp_path, files[0][:-4]).assign(delta_cdf=-1.0)
-    dg.write_table(seed0, tmp_path, files[0][:-4])  # a checkpoint is read, not recomputed
+    seed0 = read_table(tmp_path, files[0][:-4]).assign(delta_cdf=-1.0)
+    write_table(seed0, tmp_path, files[0][:-4])  # a checkpoint is read, not recomputed
     resumed = dg.run_clt(cfg, tmp_path)
     assert (resumed.loc[resumed["seed"] == 0, "delta_cdf"] == -1.0).all()
     pd.testing.assert_frame_equal(resumed[resumed["seed"] == 1], table[table["seed"] == 1])

@@ -16,7 +16,7 @@ from mirrorlib.potentials import potential
 
 def clt_problem(kind: str, D: int, alpha: float, seed: int):
     N = int(np.power(float(D), alpha))
-    return dg._problem(kind, N, D, dg.config("paper").seed, dg._CLT, N, D, seed)
+    return dg.clt_problem(dg.config("paper"), kind, N, D, seed)
 
 
 def optimality_gap(pot, X, y, w0, proj) -> tuple[float, float]:

@@ -10,7 +10,7 @@ both ways and measures how far apart the endpoints are:
 - ``fig2``: the paper's protocol (:func:`~mirrorlib.experiments.linear_regression.select_lr`
   on a held-out draw, then :func:`~mirrorlib.experiments.linear_regression.train_batched`);
 - ``long``: the same learning rate for ``long_factor`` times as many steps, in float64;
-- ``projection``: :func:`~mirrorlib.experiments.dual_gaussian.bregman_projection`.
+- ``projection``: :func:`~mirrorlib.projection.bregman_projection`.
 
 Every mirror-descent iterate keeps ``grad_phi(w) - grad_phi(w0)`` in the row space of ``X``,
 and the projection is the only point there that fits the data; a trained endpoint differs
@@ -28,7 +28,6 @@ import torch
 from torch import Tensor
 
 from mirrorlib.experiments import preset, requirement
-from mirrorlib.experiments.dual_gaussian import bregman_projection
 from mirrorlib.experiments.linear_regression import (
     LinearRegressionConfig,
     cell_problems,
@@ -38,6 +37,7 @@ from mirrorlib.experiments.linear_regression import (
 )
 from mirrorlib.experiments.linear_regression import config as linreg_config
 from mirrorlib.potentials import Potential, potential
+from mirrorlib.projection import bregman_projection
 from mirrorlib.stats import delta_cdf
 
 __all__ = [
