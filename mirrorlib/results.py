@@ -56,7 +56,8 @@ def chapter_context(
     seed: int,
     device: str | torch.device = "cpu",
 ) -> ChapterContext:
-    """Prepare a chapter run: create both folders, seed ``random`` and torch from ``seed``.
+    """Prepare a chapter run: create both folders, seed ``random`` and torch from ``seed``,
+    and let pandas show every table cell whole.
 
     ``device="auto"`` means ``cuda`` when torch sees a GPU, else ``cpu``.
 
@@ -72,6 +73,7 @@ def chapter_context(
     figures.mkdir(parents=True, exist_ok=True)
     random.seed(seed)
     torch.manual_seed(seed)
+    pd.set_option("display.max_colwidth", None)  # tables of words show whole, not cut at 50
     return ChapterContext(results, figures, seed, torch.device(device), np.random.default_rng(seed))
 
 

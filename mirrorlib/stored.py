@@ -31,6 +31,7 @@ __all__ = [
     "Provenance",
     "STORED_ROOT",
     "describe_device",
+    "duration_in_words",
     "git_commit",
     "read_stored",
     "stored_tables",
@@ -57,8 +58,7 @@ class Provenance:
 
     def describe(self) -> str:
         """One line for a reader: when, at which commit, on what, and how long it took."""
-        minutes = self.wall_time_s / 60
-        took = f"{minutes:.0f} minutes" if minutes >= 1 else f"{self.wall_time_s:.0f} seconds"
+        took = duration_in_words(self.wall_time_s)
         text = (
             f"on {self.date} at commit `{self.commit[:10]}` ({self.device}, torch "
             f"{self.torch_version}) in {took} of wall time"
@@ -113,6 +113,17 @@ def git_commit(folder: str | os.PathLike | None = None) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if status else "")
+
+
+def duration_in_words(seconds: float) -> str:
+    """``seconds`` for a reader: whole seconds below 90 s, whole minutes below 90 min, then
+    hours to one decimal ("1 second", "89 seconds", "2 minutes", "1.5 hours")."""
+    if seconds < 89.5:
+        n = round(seconds)
+        return f"{n} second" + ("" if n == 1 else "s")
+    if seconds < 89.5 * 60:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
 
 
 def describe_device(device: str | torch.device = "cpu") -> str:

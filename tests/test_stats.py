@@ -197,5 +197,9 @@ def test_paired_verdict_uses_the_spread_of_the_differences():
     assert mean == pytest.approx(0.1) and se == pytest.approx(0.0, abs=1e-12)
     assert word == "higher than"
     assert paired_verdict([1.0, 2.0, 3.0], [1.5, 1.0, 3.4])[2] == "not distinguishable from"
+    # two pairs, differences 1.0 and 1.2: mean 1.1, se 0.1, eleven standard errors from zero,
+    # but with one degree of freedom the 95 % interval is 12.7 se wide: no verdict
+    assert paired_verdict([2.0, 3.2], [1.0, 2.0])[2] == "not distinguishable from"
+    assert paired_verdict([2.0, 3.2], [1.0, 2.0], level=0.9)[2] == "higher than"  # 6.3 se
     with pytest.raises(ValueError):
         paired_verdict([1.0], [2.0])

@@ -14,6 +14,7 @@ import torch
 from mirrorlib.stored import (
     PaperScaleStore,
     Provenance,
+    duration_in_words,
     git_commit,
     read_stored,
     stored_tables,
@@ -125,6 +126,8 @@ def test_provenance_describes_itself_in_one_line():
         f"on {date} at commit `0123456789` (cpu: X, torch 2.13.0) in 2 minutes of wall time; shared"
     )
     assert "in 40 seconds" in Provenance("c", "", "d", "t", "x", 40.0).describe()
+    words = [duration_in_words(s) for s in (1.2, 89.0, 95.0, 3000.0, 5400.0, 40_000.0)]
+    assert words == ["1 second", "89 seconds", "2 minutes", "50 minutes", "1.5 hours", "11.1 hours"]
 
 
 def test_git_commit_is_dirty_for_code_but_not_for_stored_results(tmp_path):
