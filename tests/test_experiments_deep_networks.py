@@ -478,3 +478,149 @@ def test_the_running_statistics_lag_table_has_a_row_per_look_and_momentum(tmp_pa
         dn.running_statistics_lag(cfg, "resnet-small", "2-norm", 0.03, every=0)
     with pytest.raises(InputError, match="momentum is in"):
         dn.running_statistics_lag(cfg, "resnet-small", "2-norm", 0.03, momenta=(0.0,))
+
+
+# --------------------------------------------------------------------------- the chapter's words
+
+
+def test_analyse_leaves_out_zero_weights_and_its_2norm_change_is_the_weight_change():
+    gen = torch.Generator().manual_seed(0)
+    before = {"a": torch.rand(40, 30, generator=gen, dtype=torch.float64) + 0.1}
+    before["a"][0, :7] = 0.0
+    after = {"a": before["a"] * (1 + 0.1 * torch.rand(40, 30, generator=gen, dtype=torch.float64))}
+    scan, info = dn.analyse(before, after, ["negative_entropy", "2-norm", "3-norm"], n_boot=0)
+    assert (info["n_weights"], info["n_zero_dropped"]) == (40 * 30 - 7, 7)
+    w0, w1 = before["a"].numpy().ravel(), after["a"].numpy().ravel()
+    kept = w0 != 0
+    two = scan.set_index("potential").loc["2-norm", "relative_change"]
+    ratio = np.linalg.norm(w1[kept] - w0[kept]) / np.linalg.norm(w0[kept])
+    assert two == pytest.approx(ratio, rel=1e-12)
+    # with the zeros left out, negative entropy stays a candidate
+    assert not scan.set_index("potential").loc["negative_entropy", "excluded"]
+
+
+def _scan_rows(arch, pot, seed, changes, best, objective="supervised"):
+    """Rows of a run table for one run: candidate -> (delta_cdf, relative_change)."""
+    return [
+        {"architecture": arch, "n_weights": 100, "n_samples": 10, "objective": objective,
+         "trained_potential": pot, "candidate": cand, "seed": seed, "epochs": 5,
+         "train_accuracy": 1.0, "delta_cdf": d, "relative_change": r, "p_best": 0.5,
+         "indistinguishable": cand == best, "best": best}
+        for cand, (d, r) in changes.items()
+    ]  # fmt: skip
+
+
+def test_recovery_table_gives_the_weight_change_from_the_2norm_candidate():
+    rows = []
+    for seed, (two, three) in enumerate([(0.1, 0.3), (0.2, 0.5)]):
+        rows += _scan_rows("net", "3-norm", seed, {"2-norm": (0.2, two), "3-norm": (0.1, three)},
+                           "3-norm")  # fmt: skip
+    rows += _scan_rows("other", "3-norm", 0, {"3-norm": (0.1, 0.4)}, "3-norm")
+    rec = dn.recovery_table(pd.DataFrame(rows)).set_index("architecture")
+    assert rec.loc["net", "weight_change"] == pytest.approx(0.15)
+    assert rec.loc["net", "relative_change"] == pytest.approx(0.4)
+    assert math.isnan(rec.loc["other", "weight_change"])  # no 2-norm candidate
+
+
+def _recovery(rows):
+    cols = ["architecture", "objective", "trained_potential", "recovered", "n_seeds",
+            "weight_change"]  # fmt: skip
+    rec = pd.DataFrame(rows, columns=cols)
+    rec["correct"] = rec["recovered"] == rec["trained_potential"]
+    return rec
+
+
+def test_seeds_listing_counts_per_potential_only_where_they_differ():
+    rec = _recovery([
+        ("mlp", "supervised", "2-norm", "2-norm", 10, 0.1),
+        ("mlp", "supervised", "3-norm", "3-norm", 10, 0.1),
+        ("cnn", "simsiam", "2-norm", "2-norm", 4, 0.1),
+        ("eff", "supervised", "2-norm", "2-norm", 3, 0.1),
+        ("eff", "supervised", "negative_entropy", "negative_entropy", 5, 0.1),
+    ])  # fmt: skip
+    assert dn.seeds_listing(rec) == "mlp: 10; cnn (simsiam): 4; eff: 2-norm 3, negative_entropy 5"
+
+
+def test_zero_weights_listing_adds_the_dropped_weights_back():
+    runs = pd.DataFrame({"architecture": ["a", "a", "b"], "n_zero_dropped": [0, 0, 6127],
+                         "n_weights": [50, 50, 3322865]})  # fmt: skip
+    assert dn.zero_weights_listing(runs) == "b (6,127 of its 3,328,992 weights, leaving 3,322,865)"
+    assert dn.zero_weights_listing(runs[runs["architecture"] == "a"]) == "none"
+
+
+def test_stored_efficientnet_runs_analyse_the_network_table_weights_less_its_zeros():
+    runs, _ = dn.stored_sweep()
+    eff = runs[runs["architecture"] == "efficientnet_lite0"]
+    assert eff["n_zero_dropped"].nunique() == 1 and eff["n_zero_dropped"].iloc[0] > 0
+    total = eff["n_weights"] + eff["n_zero_dropped"]
+    assert (total == nw.n_analysed("efficientnet_lite0")).all()
+
+
+def test_misses_in_words_says_whether_the_misses_are_alike():
+    alike = _recovery([
+        ("a", "supervised", "3-norm", "2.5-norm", 10, 0.1),
+        ("b", "supervised", "3-norm", "2.5-norm", 10, 0.1),
+        ("c", "supervised", "2-norm", "2-norm", 10, 0.1),
+    ])  # fmt: skip
+    assert dn.misses_in_words(alike) == (
+        "every miss is the same: the 3-norm read as the 2.5-norm, on a and b"
+    )
+    differ = _recovery([
+        ("a", "supervised", "3-norm", "2.5-norm", 10, 0.1),
+        ("c", "simsiam", "2-norm", "1.5-norm", 10, 0.1),
+    ])  # fmt: skip
+    assert dn.misses_in_words(differ) == (
+        "the misses differ: a: the 3-norm read as the 2.5-norm; "
+        "c (simsiam): the 2-norm read as the 1.5-norm"
+    )
+    assert dn.misses_in_words(alike[alike["correct"]]) == "no pair is missed"
+
+
+def test_not_rerun_names_the_missed_networks_left_out_of_the_reruns():
+    rec = _recovery([
+        ("mlp-32", "supervised", "3-norm", "2.5-norm", 10, 0.1),
+        ("mobilenet_v2", "supervised", "3-norm", "2.5-norm", 10, 0.1),
+        ("resnet-small", "supervised", "3-norm", "2.5-norm", 10, 0.1),
+        ("rnn-100", "supervised", "3-norm", "3-norm", 10, 0.1),
+    ])  # fmt: skip
+    first, then = dn.not_rerun(rec, {"mlp-32"})
+    assert first == (
+        "The other networks missed at the `paper` protocol, mobilenet_v2 and resnet-small, "
+        "were not rerun."
+    )
+    assert then == (
+        "The misses on mobilenet_v2 and resnet-small were not rerun and stay unexplained here."
+    )
+    first, then = dn.not_rerun(rec, {"mlp-32", "resnet-small"})
+    assert first.startswith("The other network missed") and "mobilenet_v2, was not" in first
+    assert then.endswith("was not rerun and stays unexplained here.")
+    assert dn.not_rerun(rec, {"mlp-32", "mobilenet_v2", "resnet-small"})[1] == ""
+
+
+def test_three_norm_weight_change_compares_like_with_like():
+    rows = [
+        ("a", "supervised", "2-norm", "2-norm", 10, 0.10),
+        ("a", "supervised", "3-norm", "2.5-norm", 10, 0.30),
+        ("b", "supervised", "2-norm", "2-norm", 10, 0.20),
+        ("b", "supervised", "3-norm", "3-norm", 10, 0.05),
+        ("c", "supervised", "2-norm", "2-norm", 10, 0.10),
+        ("c", "supervised", "3-norm", "3-norm", 10, 0.40),
+    ]
+    more, verdict = dn.three_norm_weight_change(_recovery(rows))
+    assert more == "2 of the 3"
+    assert verdict == (
+        "Across networks the size does not set the misses apart: the misread 3-norm pairs "
+        "changed their weights by 0.300 to 0.300 (mean over seeds), those read correctly by "
+        "0.050 to 0.400."
+    )
+    rows[5] = ("c", "supervised", "3-norm", "3-norm", 10, 0.25)
+    assert "the misses are the largest changes" in dn.three_norm_weight_change(_recovery(rows))[1]
+    rows[1] = ("a", "supervised", "3-norm", "3-norm", 10, 0.30)
+    assert dn.three_norm_weight_change(_recovery(rows))[1].startswith("Every 3-norm pair is read")
+
+
+def test_day_in_words_reads_a_provenance_date():
+    assert dn.day_in_words("2026-12-06 04:06 UTC") == "6 December 2026"
+    assert dn.day_in_words("2026-11-28") == "28 November 2026"
+    assert dn.and_list(["6 December 2026"]) == "6 December 2026"
+    assert dn.and_list(["a", "b", "c"]) == "a, b and c"

@@ -352,15 +352,13 @@ def summarise(runs: pd.DataFrame, scans: pd.DataFrame) -> pd.DataFrame:
 def glue_values(
     runs: pd.DataFrame,
     scans: pd.DataFrame,
-    recovery: pd.DataFrame,
     max_epochs: int,
     provenance,
 ) -> tuple[dict[str, object], dict[str, str]]:
     """The numbers and sentences that ``book/deep_networks.md`` quotes from the stored reruns.
 
-    ``runs`` and ``scans``: the stored tables of :func:`run_three_norm`; ``recovery``: the
-    sweep's :func:`mirrorlib.experiments.deep_networks.recovery_table` at the ``paper``
-    protocol; ``max_epochs``: its epoch cap; ``provenance``: the runs' record
+    ``runs`` and ``scans``: the stored tables of :func:`run_three_norm`; ``max_epochs``: the
+    ``paper`` protocol's epoch cap; ``provenance``: the runs' record
     (:class:`mirrorlib.stored.Provenance`). Returns ``(numbers, prose)``: plain values (glued
     as text) and Markdown strings with one entry per network, ``"net: ...; net: ..."``.
     """
@@ -382,12 +380,7 @@ def glue_values(
     def of(selected: pd.Series, within: pd.Series) -> str:
         return f"{int(selected.sum())} of {int(within.sum())}"
 
-    numbers: dict[str, object] = {}
-    is_three = recovery["trained_potential"] == "3-norm"
-    for key, rows in (("tn_rel_3", recovery[is_three]), ("tn_rel_other", recovery[~is_three])):
-        low, high = rows["relative_change"].min(), rows["relative_change"].max()
-        numbers[key] = f"{low:.3f} to {high:.3f}"
-    numbers |= {
+    numbers: dict[str, object] = {
         "tn_cap": max_epochs,
         "tn_date": provenance.date,
         "tn_wall_min": provenance.wall_time_s / 60,

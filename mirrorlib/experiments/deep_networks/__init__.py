@@ -8,13 +8,15 @@ change ``grad_phi(w_after) - grad_phi(w_before)`` over the analysed weights
 (:func:`mirrorlib.recovery.scan_geometry`). The geometry is recovered when the trained
 potential scores lowest.
 
-The code lives in four modules, all re-exported here:
+The code lives in five modules, all re-exported here:
 :mod:`~mirrorlib.experiments.deep_networks.settings` (the networks, the protocol's presets and
 the runs), :mod:`~mirrorlib.experiments.deep_networks.runs` (one run: data, pretrained network,
 learning-rate search, finetuning, scoring),
 :mod:`~mirrorlib.experiments.deep_networks.sweeping` (the sweep's tasks, its folder, and its
-results as tables) and :mod:`~mirrorlib.experiments.deep_networks.batch_norm` (how far the
-batch norm's running statistics lag behind the weights during a run).
+results as tables), :mod:`~mirrorlib.experiments.deep_networks.batch_norm` (how far the
+batch norm's running statistics lag behind the weights during a run) and
+:mod:`~mirrorlib.experiments.deep_networks.prose` (what the chapter says about the tables,
+computed from them).
 
 The sweep is a list of independent runs (:class:`RunSpec`, one network x trained potential
 x seed x objective), run by :mod:`mirrorlib.sweep` (:func:`execute_sweep`, :func:`run_sweep`):
@@ -38,6 +40,15 @@ from mirrorlib.experiments.deep_networks.batch_norm import (
     LAG_COLUMNS,
     recalibrated,
     running_statistics_lag,
+)
+from mirrorlib.experiments.deep_networks.prose import (
+    and_list,
+    day_in_words,
+    misses_in_words,
+    not_rerun,
+    seeds_listing,
+    three_norm_weight_change,
+    zero_weights_listing,
 )
 from mirrorlib.experiments.deep_networks.runs import (
     analyse,
@@ -77,7 +88,14 @@ from mirrorlib.experiments.deep_networks.sweeping import (
 __all__ = [
     "LAG_COLUMNS",
     "analyse",
+    "and_list",
+    "day_in_words",
+    "misses_in_words",
     "n_samples",
+    "not_rerun",
+    "seeds_listing",
+    "three_norm_weight_change",
+    "zero_weights_listing",
     "CANDIDATES",
     "COLUMNS",
     "PRESETS",

@@ -263,6 +263,11 @@ def recovery_table(table: pd.DataFrame, column: str = "delta_cdf") -> pd.DataFra
     ``recovered``: the candidate with the lowest mean of ``column`` (default ``delta_cdf``)
     over seeds; ``correct``: it is
     the trained one; ``seeds_correct``: fraction of seeds whose own best is the trained one;
+    ``relative_change``: mean over seeds of the trained potential's relative dual change
+    ``||grad_phi(w) - grad_phi(w0)|| / ||grad_phi(w0)||``, each in its own dual space;
+    ``weight_change``: mean over seeds of ``||w - w0|| / ||w0||``, the same units for every
+    potential (the 2-norm candidate's relative dual change, its dual map being the identity;
+    NaN when the 2-norm is not a candidate);
     ``p_best``: mean over seeds of the bootstrap probability that the trained potential is
     best (:func:`mirrorlib.recovery.scan_geometry`); ``ruled_out``: fraction of seeds in which
     every other non-excluded candidate is worse than the trained one at the bootstrap's
@@ -274,6 +279,7 @@ def recovery_table(table: pd.DataFrame, column: str = "delta_cdf") -> pd.DataFra
         means = sub.groupby("candidate")[column].mean().dropna().sort_values()
         trained = key[3]
         own = sub[sub["candidate"] == trained]
+        two_norm = sub.loc[sub["candidate"] == "2-norm", "relative_change"]
         per_seed = sub.groupby("seed")
         others_out = per_seed.apply(
             lambda s, t=trained: bool(
@@ -289,6 +295,7 @@ def recovery_table(table: pd.DataFrame, column: str = "delta_cdf") -> pd.DataFra
             "epochs": float(own["epochs"].mean()),
             "train_accuracy": float(own["train_accuracy"].mean()),
             "relative_change": float(own["relative_change"].mean()),
+            "weight_change": float(two_norm.mean()) if len(two_norm) else math.nan,
             "recovered": means.index[0] if len(means) else "none",
             "correct": bool(len(means) and means.index[0] == trained),
             "delta_cdf_trained": float(means.get(trained, math.nan)),

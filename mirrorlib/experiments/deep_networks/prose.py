@@ -1,0 +1,130 @@
+"""What ``book/deep_networks.md`` says about the sweep's tables, computed from them: the seeds
+of each (network, trained potential), the weights left out of the analysis, the misses and
+which of them were rerun, the size of the 3-norm's change measured in the weights, and the
+dates of the stored records. Each function takes :func:`recovery_table` or :func:`collect`'s
+tables (stored or just run) and returns plain words, no TeX, for the chapter to glue."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+import pandas as pd
+
+
+def day_in_words(date: str) -> str:
+    """The day of a :class:`mirrorlib.stored.Provenance` date (``"2026-12-06 04:06 UTC"`` or
+    ``"2026-11-28"``) as a reader writes it: ``"6 December 2026"``."""
+    day = datetime.strptime(date[:10], "%Y-%m-%d")
+    return f"{day.day} {day:%B %Y}"
+
+
+def and_list(items: Collection[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _label(architecture: str, objective: str) -> str:
+    return architecture if objective == "supervised" else f"{architecture} ({objective})"
+
+
+def seeds_listing(recovery: pd.DataFrame) -> str:
+    """The seeds behind each row of a :func:`recovery_table`, per network (and objective, when
+    it is not ``supervised``): one count when every trained potential has it, else one per
+    trained potential, ``"mlp-32: 10; efficientnet_lite0: 2-norm 3, 3-norm 3,
+    negative_entropy 5"``."""
+    parts = []
+    for (arch, objective), rows in recovery.groupby(["architecture", "objective"], sort=False):
+        counts = rows.set_index("trained_potential")["n_seeds"]
+        if counts.nunique() == 1:
+            parts.append(f"{_label(arch, objective)}: {counts.iloc[0]}")
+        else:
+            each = ", ".join(f"{pot} {n}" for pot, n in counts.items())
+            parts.append(f"{_label(arch, objective)}: {each}")
+    return "; ".join(parts)
+
+
+def zero_weights_listing(runs: pd.DataFrame) -> str:
+    """The networks of a run table (:data:`COLUMNS`) whose pretrained weights hold exact zeros,
+    which :func:`analyse` leaves out: ``"efficientnet_lite0 (6,127 of its 3,328,992 weights,
+    leaving 3,322,865)"`` (the most any of its runs dropped), or ``"none"``."""
+    most = runs.groupby("architecture", sort=False)[["n_zero_dropped", "n_weights"]].max()
+    parts = []
+    for arch, zeros, analysed in most.itertuples():
+        if zeros > 0:
+            parts.append(f"{arch} ({int(zeros):,} of its {int(zeros + analysed):,} weights, "
+                         f"leaving {int(analysed):,})")  # fmt: skip
+    return "; ".join(parts) or "none"
+
+
+def misses_in_words(recovery: pd.DataFrame) -> str:
+    """The missed rows of a :func:`recovery_table` (the recovered potential is not the trained
+    one): ``"every miss is the same: the 3-norm read as the 2.5-norm, on mlp-32 and mlp-128"``,
+    ``"the misses differ: mlp-32: the 3-norm read as the 2.5-norm; ..."`` or
+    ``"no pair is missed"``."""
+    misses = recovery[~recovery["correct"]]
+    if misses.empty:
+        return "no pair is missed"
+    kinds = list(dict.fromkeys(zip(misses["trained_potential"], misses["recovered"], strict=True)))
+    labels = [_label(r.architecture, r.objective) for r in misses.itertuples()]
+    if len(kinds) == 1:
+        trained, read = kinds[0]
+        return f"every miss is the same: the {trained} read as the {read}, on {and_list(labels)}"
+    return "the misses differ: " + "; ".join(
+        f"{label}: the {r.trained_potential} read as the {r.recovered}"
+        for label, r in zip(labels, misses.itertuples(), strict=True)
+    )
+
+
+def not_rerun(recovery: pd.DataFrame, rerun: Collection[str]) -> tuple[str, str]:
+    """Two sentences on the missed rows of a :func:`recovery_table` whose network is not among
+    ``rerun`` (the networks the 3-norm investigation reran): which were not rerun, and that
+    their misses stay unexplained; ``("Every network missed ... was rerun.", "")`` when none."""
+    misses = recovery[~recovery["correct"] & ~recovery["architecture"].isin(list(rerun))]
+    labels = list(dict.fromkeys(_label(r.architecture, r.objective) for r in misses.itertuples()))
+    if not labels:
+        return "Every network missed at the `paper` protocol was rerun.", ""
+    names = and_list(labels)
+    one = len(labels) == 1
+    return (
+        f"The other network{'' if one else 's'} missed at the `paper` protocol, {names}, "
+        f"{'was' if one else 'were'} not rerun.",
+        f"The miss{'' if one else 'es'} on {names} {'was' if one else 'were'} not rerun and "
+        f"{'stays' if one else 'stay'} unexplained here.",
+    )
+
+
+def three_norm_weight_change(recovery: pd.DataFrame) -> tuple[str, str]:
+    """The size of the 3-norm's change measured in the weights (``weight_change`` of a
+    :func:`recovery_table`, ``||w - w0|| / ||w0||``, the same units for every potential):
+
+    - in how many (network, objective) pairs it exceeds the 2-norm's, ``"8 of the 11"``;
+    - a sentence saying whether it sets the missed 3-norm pairs apart from those read
+      correctly: their ranges overlap, or the misses are the larger or the smaller changes.
+    """
+    keys = ["architecture", "objective"]
+    change = recovery.pivot_table(index=keys, columns="trained_potential", values="weight_change")
+    both = change[["2-norm", "3-norm"]].dropna()
+    more = f"{int((both['3-norm'] > both['2-norm']).sum())} of the {len(both)}"
+    three = recovery[recovery["trained_potential"] == "3-norm"]
+    missed = three.loc[~three["correct"], "weight_change"]
+    read = three.loc[three["correct"], "weight_change"]
+
+    def span(values: pd.Series) -> str:
+        return f"{values.min():.3f} to {values.max():.3f}"
+
+    if missed.empty:
+        return more, "Every 3-norm pair is read correctly, whatever the size of its change."
+    if read.empty:
+        return more, f"Every 3-norm pair is misread, at changes of {span(missed)}."
+    if missed.min() > read.max():
+        verdict = "the misses are the largest changes"
+    elif missed.max() < read.min():
+        verdict = "the misses are the smallest changes"
+    else:
+        verdict = "the size does not set the misses apart"
+    return more, (
+        f"Across networks {verdict}: the misread 3-norm pairs changed their weights by "
+        f"{span(missed)} (mean over seeds), those read correctly by {span(read)}."
+    )
