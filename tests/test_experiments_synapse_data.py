@@ -359,3 +359,26 @@ def test_smallest_n_is_where_the_level_holds_from_then_on():
     assert sd.smallest_n(table, "x", 1.01) is None
     assert sd.smallest_n(table, "x", 0.6, below=True) is None
     assert sd.smallest_n(table.iloc[:2], "x", 0.6, below=True) == 300
+
+
+def test_secondary_maxima_are_the_lower_interior_peaks():
+    profile = pd.DataFrame(
+        {
+            "p": [3.0, 1.0, 1.5, 2.0, 2.5, 1.2],  # unsorted: sorted by p before looking
+            "log_likelihood": [-5.0, 0.0, -8.0, -9.0, -4.0, -3.0],
+        }
+    )
+    peaks = sd.secondary_maxima(profile)
+    assert peaks["p"].tolist() == [2.5]  # 1.0 is the global maximum, 3.0 an end of the grid
+    assert peaks["drop"].tolist() == [4.0]
+    falling = profile.assign(log_likelihood=-profile["p"])
+    assert sd.secondary_maxima(falling).empty
+    with pytest.raises(ValueError, match="one row per p"):
+        sd.secondary_maxima(pd.concat([profile, profile]))
+
+
+def test_sample_size_words_say_when_the_smallest_size_already_sufficed():
+    sizes = [100, 300, 1000]
+    assert sd.sample_size_words(300, sizes) == "300 synapses"
+    assert sd.sample_size_words(100, sizes) == "at most 100 synapses (the fewest simulated)"
+    assert sd.sample_size_words(None, sizes) == "more than the largest size simulated (1000)"

@@ -8,6 +8,7 @@ names from :mod:`mirrorlib.synapse_law` itself.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,8 @@ __all__ = [
     "run_count_calibration",
     "run_known_w0_power",
     "run_volume_fits",
+    "sample_size_words",
+    "secondary_maxima",
     "smallest_n",
     "summarise_power",
 ]
@@ -190,6 +193,28 @@ def profile_over_p(
     return pd.DataFrame(rows)
 
 
+def secondary_maxima(profile: pd.DataFrame) -> pd.DataFrame:
+    """The local maxima of one likelihood profile over ``p`` besides its highest point.
+
+    ``profile``: columns ``p`` and ``log_likelihood`` (one row per ``p``, as
+    :func:`profile_over_p` gives). A local maximum is a grid point above both its neighbours
+    in ``p`` (the ends of the grid have one neighbour and are not counted). Returns columns
+    ``p`` and ``drop`` (the global maximum minus its log-likelihood), smallest drop first.
+    """
+    missing = sorted({"p", "log_likelihood"} - set(profile))
+    if missing:
+        raise ValueError(f"not a profile over p: missing {', '.join(missing)}")
+    if profile["p"].duplicated().any():
+        raise ValueError("a profile over p has one row per p; select one sample size first")
+    ll = profile.set_index("p")["log_likelihood"].sort_index()
+    values = ll.to_numpy()
+    inner = (values[1:-1] > values[:-2]) & (values[1:-1] > values[2:])
+    peaks = ll.iloc[1:-1][inner]
+    peaks = peaks[peaks.index != ll.idxmax()]
+    table = pd.DataFrame({"p": peaks.index.to_numpy(), "drop": ll.max() - peaks.to_numpy()})
+    return table.sort_values("drop", kind="stable").reset_index(drop=True)
+
+
 def candidate_p(name: str) -> float:
     """The exponent ``p`` of a p-norm candidate; 1 for negative entropy (its limit)."""
     pot = potential(name)
@@ -279,6 +304,18 @@ def smallest_n(
     failing = ok.index[~ok.to_numpy()]
     later = ok.index if len(failing) == 0 else ok.index[ok.index > failing.max()]
     return int(later.min())
+
+
+def sample_size_words(n: int | None, sizes: Collection[int]) -> str:
+    """A :func:`smallest_n` result in words, given the ``sizes`` simulated: ``'1000
+    synapses'``; ``'at most 100 synapses (the fewest simulated)'`` when ``n`` is the
+    smallest, since fewer were not tried; ``'more than the largest size simulated (3000)'``
+    for ``None``."""
+    if n is None:
+        return f"more than the largest size simulated ({max(sizes)})"
+    if n == min(sizes):
+        return f"at most {n} synapses (the fewest simulated)"
+    return f"{n} synapses"
 
 
 def run_connectome_scan(
