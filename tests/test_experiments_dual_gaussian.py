@@ -255,6 +255,80 @@ def test_clt_scan_resumes_from_its_checkpoints_and_runs_seeds_in_parallel(tmp_pa
     pd.testing.assert_frame_equal(dg.run_clt(cfg, workers=2), table)
 
 
+KINDS = ("binary", "short", "long")
+
+
+def clt_like_table(ratio_of, dims=(100, 1000), alphas=(0.5, 0.75), seeds=4) -> pd.DataFrame:
+    """A :func:`dg.run_clt`-shaped table whose ``delta_cdf / null`` is ``ratio_of(k, D, alpha,
+    seed, potential)`` for input law ``KINDS[k]``; the null differs per input law."""
+    nulls = (0.02, 0.01, 0.03)
+    rows = [
+        {"inputs": kind, "D": D, "alpha": alpha, "N": int(D**alpha), "seed": s,
+         "potential": pot, "converged": True, "null": nulls[k],
+         "delta_cdf": nulls[k] * ratio_of(k, D, alpha, s, pot)}
+        for k, kind in enumerate(KINDS)
+        for D in dims
+        for alpha in alphas
+        for s in range(seeds)
+        for pot in POTENTIALS
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_gaussian_departure_reads_the_largest_d_and_the_given_alpha():
+    jitter = np.random.default_rng(0).normal(0, 0.05, (3, 4, 3))
+
+    def ratio_of(k, D, alpha, s, pot):
+        # 3-norm far above the others at D = 1000, alpha = 0.75; elsewhere negative entropy
+        top = "3-norm" if (D, alpha) == (1000, 0.75) else "negative_entropy"
+        return (1.6 if pot == top else 1.0) + jitter[k, s, POTENTIALS.index(pot)]
+
+    table = clt_like_table(ratio_of)
+    found = dg.gaussian_departure(table, 0.75)
+    assert found.most == found.leader == "3-norm"
+    assert found.words == {"2-norm": "higher than", "negative_entropy": "higher than"}
+    assert found.ratios.shape == (12, 3)  # 3 input laws x 4 seeds, paired
+    expected = ratio_of(KINDS.index("short"), 1000, 0.75, 2, "3-norm")
+    assert found.ratios.loc[("short", 2), "3-norm"] == pytest.approx(expected)
+    assert dg.gaussian_departure(table, 0.5).most == "negative_entropy"
+    with pytest.raises(InputError, match="no alpha"):
+        dg.gaussian_departure(table, 0.9)
+
+
+def test_gaussian_departure_pairs_by_inputs_and_seed():
+    # Each pair has its own level (0.5 to 2.7): unpaired, a lead of 0.1 would be lost in it.
+    jitter = np.random.default_rng(2).normal(0, 0.01, (3, 4, 3))
+    lead = {"negative_entropy": 0.1, "2-norm": 0.0, "3-norm": 0.01}
+
+    def ratio_of(k, D, alpha, s, pot):
+        return 0.5 + 0.2 * (3 * s + k) + lead[pot] + jitter[k, s, POTENTIALS.index(pot)]
+
+    assert dg.gaussian_departure(clt_like_table(ratio_of), 0.75).most == "negative_entropy"
+
+    # Two potentials clearly above the 2-norm, with a lead over each other that is noise.
+    noise = np.random.default_rng(1).normal(0, 0.3, (3, 4))
+
+    def close_race(k, D, alpha, s, pot):
+        return 1.0 + {"negative_entropy": 0.5 + noise[k, s], "3-norm": 0.5}.get(pot, 0.0)
+
+    found = dg.gaussian_departure(clt_like_table(close_race), 0.75)
+    assert found.most is None
+    rival = ({"negative_entropy", "3-norm"} - {found.leader}).pop()
+    assert found.words == {rival: "not distinguishable from", "2-norm": "higher than"}
+
+
+def test_gaussian_departure_drops_pairs_with_an_unsolved_potential():
+    table = clt_like_table(lambda k, D, a, s, pot: 2.0 if pot == "3-norm" else 1.0 + 0.01 * s)
+    failed = (table["inputs"] == "long") & (table["seed"] == 0) & (table["potential"] == "2-norm")
+    table.loc[failed, ["converged", "delta_cdf"]] = (False, np.nan)
+    found = dg.gaussian_departure(table, 0.75)
+    assert ("long", 0) not in found.ratios.index and len(found.ratios) == 11
+    assert found.most == "3-norm"
+    two_pairs = table[(table["seed"] < 2) & (table["inputs"] == "long")]
+    with pytest.raises(InputError, match="at least two"):
+        dg.gaussian_departure(two_pairs, 0.75)
+
+
 def test_histograms_become_gaussian_with_n():
     hists = dg.dual_change_histograms(SMALL, "binary", D=500, ns=(1, 40))
     scores = hists.groupby(["N", "potential"])["delta_cdf"].first().unstack()

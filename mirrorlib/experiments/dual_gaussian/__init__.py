@@ -26,7 +26,9 @@ The pieces, each a function here, checked by the chapter and the tests:
 - :func:`sample_inputs`: iid signs, or the paper's correlated inputs (short/long range).
 
 The experiments return tidy tables: :func:`run_implicit_bias` (a, b), :func:`run_linearisation`
-(c, f), :func:`run_clt` and :func:`dual_change_histograms` (d, f), :func:`run_deep` (
+(c, f), :func:`run_clt` and :func:`dual_change_histograms` (d, f), :func:`run_deep` (e);
+:func:`gaussian_departure` reads from a :func:`run_clt` table which potential, if any, departs
+clearly the most from Gaussian.
 
 The code lives in four modules, all re-exported here: :mod:`.settings` (the presets, random
 problems and histograms the others share), :mod:`.linear` (the linear model: (a) to (d) and
@@ -37,11 +39,13 @@ stored with its provenance).
 from mirrorlib.experiments.dual_gaussian.deep import WideMLP, run_deep, width_summary
 from mirrorlib.experiments.dual_gaussian.linear import (
     LIN_HIGH_RATIO,
+    GaussianDeparture,
     MirrorDescentFit,
     clt_point,
     clt_seed_rows,
     dual_change_histograms,
     fit_mirror_descent,
+    gaussian_departure,
     linearisation_summary,
     relative_change_prediction,
     row_space_residual,
@@ -81,6 +85,7 @@ __all__ = [
     "STORED_CHAPTER",
     "STORE_COMMAND",
     "DualGaussianConfig",
+    "GaussianDeparture",
     "MirrorDescentFit",
     "Problem",
     "Projection",
@@ -95,6 +100,7 @@ __all__ = [
     "density_histogram",
     "dual_change_histograms",
     "fit_mirror_descent",
+    "gaussian_departure",
     "input_variance",
     "linearisation_summary",
     "linearised_solution",

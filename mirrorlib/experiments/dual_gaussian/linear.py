@@ -40,7 +40,7 @@ from mirrorlib.projection import (
 )
 from mirrorlib.recovery import InputError
 from mirrorlib.results import read_table, write_table
-from mirrorlib.stats import delta_cdf, delta_cdf_floor
+from mirrorlib.stats import PAIRED_LEVEL, delta_cdf, delta_cdf_floor, paired_verdict
 
 # --------------------------------------------------------------------------------------------
 # The theory's objects
@@ -349,6 +349,56 @@ def run_clt(
         kind="stable",
     )
     return table.reset_index(drop=True)
+
+
+class GaussianDeparture(NamedTuple):
+    """The outcome of :func:`gaussian_departure`."""
+
+    ratios: pd.DataFrame
+    """Delta-CDF / null, one row per ``(inputs, seed)`` pair, one column per potential."""
+    leader: str
+    """The potential whose ratio is highest on average over the pairs."""
+    words: dict[str, str]
+    """:func:`~mirrorlib.stats.paired_verdict`'s word for the leader against each other
+    potential ("higher than", "not distinguishable from" or "lower than")."""
+    most: str | None
+    """The leader where it is "higher than" every other potential, else None."""
+
+
+def gaussian_departure(
+    table: pd.DataFrame, alpha: float, level: float = PAIRED_LEVEL
+) -> GaussianDeparture:
+    """Which potential's dual change departs clearly the most from Gaussian at the largest ``D``
+    and ``N = D^alpha`` of a :func:`run_clt` table.
+
+    Each solved problem gives the ratio ``r = delta_cdf / null`` (1: as Gaussian as Gaussian
+    values of that size and correlation). Problems are paired by ``(inputs, seed)``, the same
+    inputs for every potential; pairs where some potential was not solved are dropped. The
+    *leader* has the highest mean ratio; it departs the most (``most``) when, for every other
+    potential ``q``, :func:`~mirrorlib.stats.paired_verdict` finds ``r_leader - r_q`` above
+    zero at confidence ``level``. No other potential can: one higher than the leader by that
+    test would have a higher mean.
+    """
+    if float(alpha) not in set(table["alpha"].astype(float)):
+        raise InputError(f"the table has no alpha = {alpha}; it has {sorted(set(table['alpha']))}")
+    big = table[(table["D"] == table["D"].max()) & (table["alpha"].astype(float) == float(alpha))]
+    solved = big[big["converged"].astype(bool)]
+    ratios = solved.assign(ratio=solved["delta_cdf"] / solved["null"]).pivot_table(
+        index=["inputs", "seed"], columns="potential", values="ratio", dropna=False
+    )
+    ratios = ratios.reindex(columns=sorted(set(big["potential"]))).dropna()
+    if ratios.shape[1] < 2 or len(ratios) < 2:
+        raise InputError(
+            f"need two potentials solved on at least two (inputs, seed) pairs, got "
+            f"{ratios.shape[1]} potentials on {len(ratios)} pairs"
+        )
+    leader = str(ratios.mean().idxmax())
+    words = {
+        str(other): paired_verdict(ratios[leader], ratios[other], level)[2]
+        for other in ratios.columns.drop(leader)
+    }
+    most = leader if all(word == "higher than" for word in words.values()) else None
+    return GaussianDeparture(ratios, leader, words, most)
 
 
 def dual_change_histograms(
