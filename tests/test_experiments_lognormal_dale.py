@@ -17,6 +17,7 @@ from mirrorlib.plotting import lognormal_dale as plots
 from mirrorlib.potentials import potential
 from mirrorlib.recovery import InputError
 from mirrorlib.stats import delta_cdf_floor
+from mirrorlib.stored import read_stored
 
 matplotlib.use("Agg")
 
@@ -347,3 +348,75 @@ def test_regression_summary_names_what_the_table_lacks(regression):
         ld.regression_summary(table[table["init"] == "lognormal"])
     with pytest.raises(InputError, match="init='lognormal' and potential='2-norm'"):
         ld.regression_summary(table[table["potential"] == "negative_entropy"])
+
+
+def _final_table(values: dict[str, list[float]], column: str) -> pd.DataFrame:
+    """One row per (method, seed, epoch): ``values`` at epoch 2, the reverse order at epoch 1."""
+    return pd.DataFrame(
+        [
+            {
+                "method": method,
+                "seed": seed,
+                "epoch": epoch,
+                column: value if epoch == 2 else -value,
+            }
+            for method, per_seed in values.items()
+            for seed, value in enumerate(per_seed)
+            for epoch in (1, 2)
+        ]
+    )
+
+
+def test_paired_by_seed_gives_the_paired_t_verdict_at_the_last_epoch():
+    # two seeds, EG lower by 0.004 +- 0.001: 4 standard errors, inside the 95 % t interval
+    # (12.7 standard errors with one degree of freedom)
+    two = _final_table({"eg": [0.885, 0.887], "gd": [0.890, 0.890]}, "test_acc")
+    out = ld.paired_by_seed(two, "test_acc", "eg", "gd")
+    assert out.n_seeds == 2
+    assert out.difference == pytest.approx(-0.004)
+    assert out.se == pytest.approx(0.001)
+    assert out.verdict == "not distinguishable from"
+    five = _final_table({"eg": [0.885, 0.887, 0.886, 0.884, 0.886],
+                         "gd": [0.890, 0.891, 0.889, 0.890, 0.891]}, "test_acc")  # fmt: skip
+    assert ld.paired_by_seed(five, "test_acc", "eg", "gd").verdict == "lower than"
+    assert ld.paired_by_seed(five, "test_acc", "gd", "eg").verdict == "higher than"
+    one = ld.paired_by_seed(two[two["seed"] == 0], "test_acc", "eg", "gd")
+    assert (one.n_seeds, one.verdict) == (1, None) and math.isnan(one.se)
+    with pytest.raises(InputError, match="no rows for method"):
+        ld.paired_by_seed(two, "test_acc", "eg", "sign_constrained_gd")
+    with pytest.raises(InputError, match="one row per"):
+        ld.paired_by_seed(pd.concat([two, two]), "test_acc", "eg", "gd")
+
+
+def test_accuracy_and_lognormality_verdicts_in_words(dale_run):
+    accuracy = _final_table({"eg": [0.885, 0.887, 0.886, 0.884, 0.886],
+                             "gd": [0.890, 0.891, 0.889, 0.890, 0.891],
+                             "sign_constrained_gd": [0.880, 0.890, 0.884, 0.889, 0.883]},
+                            "test_acc")  # fmt: skip
+    assert ld.accuracy_verdict(accuracy) == (
+        "lower than GD's (-0.0046 ± 0.0005) and not distinguishable from sign-constrained GD's "
+        "(+0.0004 ± 0.0019)"
+    )
+    assert ld.accuracy_verdict(dale_run.accuracy).count("(one seed, no verdict)") == 2
+    weights = _final_table({"gd": [0.10, 0.11, 0.09], "eg": [0.15, 0.16, 0.15]}, "delta_cdf_log")
+    weights = weights.assign(layer=1, population="excitatory")
+    other = weights.assign(layer=2, delta_cdf_log=-weights["delta_cdf_log"])  # GD worse there
+    both = pd.concat([weights, other])
+    assert ld.lognormality_verdict(both) == "*closer* to log-normal than"
+    assert ld.lognormality_verdict(both, layer=2) == "further from log-normal than"
+    assert ld.lognormality_verdict(dale_run.weights) == "(one seed: no verdict) compared with"
+
+
+def test_verdicts_read_the_stored_paper_tables():
+    accuracy, _ = read_stored("lognormal_dale", "dale_accuracy")
+    weights, _ = read_stored("lognormal_dale", "dale_weights")
+    n_seeds = accuracy["seed"].nunique()
+    assert n_seeds >= 2
+    assert ld.paired_by_seed(accuracy, "test_acc", "eg", "gd").n_seeds == n_seeds
+    words = ("lower than", "higher than", "not distinguishable from")
+    assert ld.accuracy_verdict(accuracy).startswith(words)
+    assert ld.lognormality_verdict(weights) in (
+        "*closer* to log-normal than",
+        "further from log-normal than",
+        "not distinguishable from",
+    )

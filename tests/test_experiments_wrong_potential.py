@@ -270,19 +270,55 @@ def test_plots_draw_from_the_tables(fig3_table, power_table):
 def test_neighbour_summary_reads_the_advantage_table():
     advantage = pd.DataFrame(
         {
+            "true_potential": ["2-norm", "3-norm", "3-norm"],
+            "neighbour": ["2.1-norm", "2.9-norm", "2.9-norm"],
             "mean_gap": [0.002, -0.001, 0.004],
             "se_gap": [0.0005, 0.001, 0.001],
             "z": [4.0, -1.0, 4.0],
+            "verdict": ["lower than", "higher than", "lower than"],
             "share_truth_lower": [0.6, 0.45, 0.7],
             "seeds_needed": [100.0, math.inf, 40.0],
             "n_seeds": [400, 400, 400],
         }
     )
     out = wp.neighbour_summary(advantage)
-    assert (out["rows"], out["positive"], out["significant"]) == (3, 2, 2)
+    assert (out["rows"], out["positive"], out["significant"], out["unresolved"]) == (3, 2, 2, 1)
+    assert out["unresolved_pairs"] == (
+        "the 3-norm against the 2.9-norm (1 of its 2 comparisons, mean gap -1.00 standard errors)"
+    )
+    assert out["weakest"] == "the 3-norm against the 2.9-norm"
+    assert (out["weakest_z_min"], out["weakest_z_max"]) == (-1.0, 4.0)
     assert (out["gap_min"], out["gap_max"]) == (0.001, 0.004)
     assert (out["need_min"], out["need_max"], out["share_max"]) == (40.0, 100.0, 0.7)
     assert out["sd_ratio"] == pytest.approx(0.001 * 20 / 0.004)  # sd = se * sqrt(n)
+    assert out["everywhere"] is False
+    resolved = wp.neighbour_summary(advantage.drop(index=1))
+    assert resolved["unresolved_pairs"] == "none" and resolved["everywhere"] is True
+
+
+def test_neighbour_verdict_is_the_paired_t_interval_not_two_standard_errors():
+    """Three seeds whose gaps stand 3 standard errors above zero: beyond z = 2, inside the 95 %
+    paired t interval (4.30 standard errors with 2 degrees of freedom)."""
+    gaps = np.array([0.001, 0.002, 0.003])
+    z = gaps.mean() / (gaps.std(ddof=1) / math.sqrt(3))
+    assert 2 < z < 4.3
+    rows = [
+        {
+            "init": "normal",
+            "true_potential": "3-norm",
+            "centered": True,
+            "seed": seed,
+            "candidate": name,
+            "delta_cdf": value,
+        }
+        for seed, gap in enumerate(gaps)
+        for name, value in (("3-norm", 0.05), ("2.9-norm", 0.05 + gap), ("3.1-norm", 0.06))
+    ]
+    advantage = wp.neighbour_advantage(pd.DataFrame(rows)).set_index("neighbour")
+    assert advantage.loc["2.9-norm", "z"] == pytest.approx(z)
+    assert advantage.loc["2.9-norm", "verdict"] == "not distinguishable from"
+    out = wp.neighbour_summary(advantage.reset_index())
+    assert (out["significant"], out["unresolved"]) == (1, 1)  # the 3.1-norm: 0.01 every seed
     assert out["everywhere"] is False
 
 

@@ -575,8 +575,8 @@ def summarise_largest_d(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, ob
     entropy and the 3-norm at 0.75), ``rel_min/max`` (the 2-norm's median relative change over
     ``sqrt(2N/D)``), ``rel_2n_075`` (its smallest median relative change at 0.75),
     ``n_over_d`` (at 0.75), and for negative entropy (``ne``) and the 3-norm (``3``) against
-    the 2-norm at 0.75, paired by seed and input correlation, ``{k}_vs_2`` (the verdict at two
-    standard errors, :func:`mirrorlib.stats.paired_verdict`), ``{k}_vs_2_diff`` and
+    the 2-norm at 0.75, paired by seed and input correlation, ``{k}_vs_2`` (the verdict of a
+    paired t interval, :func:`mirrorlib.stats.paired_verdict`), ``{k}_vs_2_diff`` and
     ``{k}_vs_2_se``; ``n_pairs`` counts the pairs.
     """
     big = table[table["D"] == table["D"].max()]

@@ -38,7 +38,7 @@ from mirrorlib.experiments import preset, requirement
 from mirrorlib.init import signed_lognormal_
 from mirrorlib.potentials import HyperbolicEntropy, NegativeEntropy, PNorm, potential
 from mirrorlib.recovery import MIN_WEIGHTS, scan_geometry, simulate_after
-from mirrorlib.stats import delta_cdf_floor
+from mirrorlib.stats import delta_cdf_floor, paired_verdict
 
 __all__ = [
     "FIG3_COLUMNS",
@@ -112,6 +112,7 @@ NEIGHBOUR_COLUMNS = (
     "mean_gap",
     "se_gap",
     "z",
+    "verdict",
     "share_truth_lower",
     "seeds_needed",
 )
@@ -370,9 +371,12 @@ def neighbour_advantage(table: pd.DataFrame) -> pd.DataFrame:
     Paired by seed, ``gap = delta_cdf(neighbour) - delta_cdf(truth)``. One row per ``(init,
     true_potential, centered, neighbour)`` with the columns of :data:`NEIGHBOUR_COLUMNS`:
     ``mean_gap`` (> 0: the truth is lower in expectation), its standard error ``se_gap`` and
-    ``z = mean_gap / se_gap``, ``share_truth_lower`` (fraction of seeds) and ``seeds_needed``,
-    the seeds a mean curve needs for the gap to be two standard errors,
-    ``ceil(4 sd^2 / mean_gap^2)`` (infinite when ``mean_gap <= 0``).
+    ``z = mean_gap / se_gap``; ``verdict``, :func:`mirrorlib.stats.paired_verdict`'s word for
+    the truth's score against the neighbour's (a paired t interval at
+    :data:`mirrorlib.stats.PAIRED_LEVEL`: ``"lower than"`` when the interval of the gap lies
+    above 0); ``share_truth_lower`` (fraction of seeds) and
+    ``seeds_needed``, the seeds a mean curve needs for the gap to reach two standard errors
+    (``z = 2``), ``ceil(4 sd^2 / mean_gap^2)`` (infinite when ``mean_gap <= 0``).
     """
     merged = _with_truth(table)
     rows = []
@@ -380,11 +384,13 @@ def neighbour_advantage(table: pd.DataFrame) -> pd.DataFrame:
         ["init", "true_potential", "centered"], sort=False
     ):
         for name in _neighbours(true):
-            gap = (panel["delta_cdf"] - panel["delta_cdf_truth"])[panel["candidate"] == name]
-            if gap.empty:
+            pair = panel[panel["candidate"] == name]
+            if pair.empty:
                 continue
+            gap = pair["delta_cdf"] - pair["delta_cdf_truth"]
             n, mean, sd = len(gap), float(gap.mean()), float(gap.std(ddof=1))
             se = sd / math.sqrt(n)
+            _, _, verdict = paired_verdict(pair["delta_cdf_truth"], pair["delta_cdf"])
             rows.append(
                 {
                     "init": law,
@@ -395,6 +401,7 @@ def neighbour_advantage(table: pd.DataFrame) -> pd.DataFrame:
                     "mean_gap": mean,
                     "se_gap": se,
                     "z": mean / se if se > 0 else math.nan,
+                    "verdict": verdict,
                     "share_truth_lower": float((gap > 0).mean()),
                     "seeds_needed": math.ceil(4 * sd**2 / mean**2) if mean > 0 else math.inf,
                 }
@@ -614,25 +621,55 @@ def smallest_n(table: pd.DataFrame, criterion: str = "ruled_out", level: float =
     return out
 
 
+def _pair_words(true: str, neighbour: str) -> str:
+    """``"the 3-norm against the 2.9-norm"``: a comparison in plain words (no TeX)."""
+    return f"the {true.replace('_', ' ')} against the {neighbour.replace('_', ' ')}"
+
+
 def neighbour_summary(advantage: pd.DataFrame) -> dict[str, object]:
     """What the chapter reads from a :func:`neighbour_advantage` table: ``rows``; ``positive``
-    and ``significant`` (``mean_gap > 0``; ``z > 2``); ``gap_min/max`` (``|mean_gap|``);
-    ``need_min/max`` (finite ``seeds_needed``); ``share_max`` (``share_truth_lower``);
-    ``sd_ratio``, the smallest seed-to-seed sd of the gap over ``|mean_gap|``; ``everywhere``,
-    whether the truth is lower on average in every comparison."""
+    (``mean_gap > 0``); ``significant``, the comparisons whose ``verdict`` is ``"lower than"``
+    (the truth lower by the paired t interval) and ``unresolved``, the others;
+    ``unresolved_pairs``, those others in words, per ``(truth, neighbour)`` with their count and
+    range of ``z`` (``"none"`` when every comparison is resolved); ``weakest``, the ``(truth,
+    neighbour)`` pair with the smallest ``z`` in words, and ``weakest_z_min/max``, the range of
+    ``z`` over that pair's comparisons; ``gap_min/max`` (``|mean_gap|``); ``need_min/max``
+    (finite ``seeds_needed``); ``share_max`` (``share_truth_lower``); ``sd_ratio``, the
+    smallest seed-to-seed sd of the gap over ``|mean_gap|``; ``everywhere``, whether every
+    comparison is resolved in the truth's favour."""
     finite = advantage["seeds_needed"].replace(math.inf, math.nan)
     spread = advantage["se_gap"] * np.sqrt(advantage["n_seeds"])  # sd of the paired gap
+    resolved = advantage["verdict"] == "lower than"
+    by_pair = advantage.groupby(["true_potential", "neighbour"], sort=False)
+    unresolved = []
+    for (true, neighbour), rows in by_pair:
+        z_open = rows.loc[~resolved[rows.index], "z"]
+        if len(z_open):
+            low, high = f"{z_open.min():.2f}", f"{z_open.max():.2f}"
+            unresolved.append(
+                f"{_pair_words(true, neighbour)} ({len(z_open)} of its {len(rows)} comparisons, "
+                f"mean gap {low if low == high else f'{low} to {high}'} standard errors)"
+            )
+    weakest_true, weakest_neighbour = advantage.loc[
+        advantage["z"].idxmin(), ["true_potential", "neighbour"]
+    ]
+    weakest = by_pair.get_group((weakest_true, weakest_neighbour))["z"]
     return {
         "rows": len(advantage),
         "positive": int((advantage["mean_gap"] > 0).sum()),
-        "significant": int((advantage["z"] > 2).sum()),
+        "significant": int(resolved.sum()),
+        "unresolved": int((~resolved).sum()),
+        "unresolved_pairs": "; ".join(unresolved) or "none",
+        "weakest": _pair_words(weakest_true, weakest_neighbour),
+        "weakest_z_min": float(weakest.min()),
+        "weakest_z_max": float(weakest.max()),
         "gap_min": float(advantage["mean_gap"].abs().min()),
         "gap_max": float(advantage["mean_gap"].abs().max()),
         "need_min": float(finite.min()),
         "need_max": float(finite.max()),
         "share_max": float(advantage["share_truth_lower"].max()),
         "sd_ratio": float((spread / advantage["mean_gap"].abs()).min()),
-        "everywhere": bool((advantage["mean_gap"] > 0).all()),
+        "everywhere": bool(resolved.all()),
     }
 
 

@@ -33,16 +33,20 @@ from mirrorlib.experiments.lognormal_dale.settings import (
 from mirrorlib.init import random_signs, signed_lognormal_
 from mirrorlib.optim import MirrorDescent, SignConstrainedSGD
 from mirrorlib.recovery import InputError
-from mirrorlib.stats import delta_cdf
+from mirrorlib.stats import delta_cdf, paired_verdict
 
 __all__ = [
     "DaleData",
     "DaleMLP",
     "DaleRun",
+    "PairedComparison",
     "accuracy",
+    "accuracy_verdict",
     "dale_init_",
     "load_data",
+    "lognormality_verdict",
     "make_optimizers",
+    "paired_by_seed",
     "run_dale",
     "select_learning_rates",
     "sign_statistics",
@@ -421,3 +425,88 @@ def run_dale(
                             w.detach()[:, mask].numpy().copy()
                         )
     return DaleRun(pd.DataFrame(acc_rows), pd.DataFrame(weight_rows), example)
+
+
+# --------------------------------------------------------------------------------------------
+# Verdicts the chapter quotes: two rules compared at the last epoch, paired by seed
+
+_SHORT_NAMES = {"eg": "EG", "gd": "GD", "sign_constrained_gd": "sign-constrained GD"}
+
+
+class PairedComparison(NamedTuple):
+    """What :func:`paired_by_seed` returns: ``difference``, the mean over ``n_seeds`` seeds of
+    ``method - baseline``; ``se``, its standard error (NaN for one seed); ``verdict``,
+    :func:`mirrorlib.stats.paired_verdict`'s word for ``method`` against ``baseline`` (``None``
+    for one seed)."""
+
+    n_seeds: int
+    difference: float
+    se: float
+    verdict: str | None
+
+
+def paired_by_seed(
+    table: pd.DataFrame, column: str, method: str, baseline: str
+) -> PairedComparison:
+    """``column`` of ``method`` against ``baseline`` at the table's last epoch, paired by seed.
+
+    ``table`` has one row per ``(method, seed, epoch)`` (a :class:`DaleRun` accuracy table, or
+    its weight table cut to one layer and population). The verdict is a paired t interval at
+    :data:`mirrorlib.stats.PAIRED_LEVEL`: ``"lower than"``, ``"higher than"`` or ``"not
+    distinguishable from"``. Seeds missing for either rule are left out.
+    """
+    last = table[table["epoch"] == table["epoch"].max()]
+    if last.duplicated(["method", "seed"]).any():
+        raise InputError("need one row per (method, seed) at the last epoch")
+    by_seed = last.pivot(index="seed", columns="method", values=column)
+    missing = [m for m in (method, baseline) if m not in by_seed.columns]
+    if missing:
+        raise InputError(f"no rows for method(s) {missing}")
+    pairs = by_seed[[method, baseline]].dropna()
+    if pairs.empty:
+        raise InputError(f"no seed has both {method!r} and {baseline!r}")
+    if len(pairs) == 1:
+        only = float(pairs[method].iloc[0] - pairs[baseline].iloc[0])
+        return PairedComparison(1, only, math.nan, None)
+    difference, se, verdict = paired_verdict(pairs[method], pairs[baseline])
+    return PairedComparison(len(pairs), difference, se, verdict)
+
+
+def accuracy_verdict(
+    accuracy: pd.DataFrame,
+    method: str = "eg",
+    baselines: tuple[str, ...] = ("gd", "sign_constrained_gd"),
+) -> str:
+    """``method``'s final test accuracy against each baseline, in words for the chapter:
+    ``"lower than GD's (-0.0071 +- 0.0009) and not distinguishable from sign-constrained GD's
+    (-0.0025 +- 0.0030)"`` (``method`` minus baseline, mean +- one standard error over seeds,
+    the word from :func:`paired_by_seed`); with one seed, ``"differing by -0.0071 from GD's
+    (one seed, no verdict)"``. ``accuracy`` is a :class:`DaleRun` accuracy table."""
+    parts = []
+    for baseline in baselines:
+        out = paired_by_seed(accuracy, "test_acc", method, baseline)
+        name = _SHORT_NAMES.get(baseline, baseline)
+        if out.verdict is None:
+            parts.append(f"differing by {out.difference:+.4f} from {name}'s (one seed, no verdict)")
+        else:
+            parts.append(f"{out.verdict} {name}'s ({out.difference:+.4f} ± {out.se:.4f})")
+    return " and ".join(parts)
+
+
+def lognormality_verdict(
+    weights: pd.DataFrame, method: str = "gd", baseline: str = "eg", layer: int = 1
+) -> str:
+    """Are ``method``'s excitatory weights of ``layer`` closer to log-normal than
+    ``baseline``'s at the last epoch? :func:`paired_by_seed` on the centred Delta-CDF of
+    ``log|w|`` (lower is more log-normal), in words: ``"*closer* to log-normal than"``,
+    ``"further from log-normal than"``, ``"not distinguishable from"``, or, with one seed,
+    ``"(one seed: no verdict) compared with"``. ``weights`` is a :class:`DaleRun` weight
+    table."""
+    part = weights[(weights["layer"] == layer) & (weights["population"] == "excitatory")]
+    verdict = paired_by_seed(part, "delta_cdf_log", method, baseline).verdict
+    return {
+        "lower than": "*closer* to log-normal than",
+        "higher than": "further from log-normal than",
+        "not distinguishable from": "not distinguishable from",
+        None: "(one seed: no verdict) compared with",
+    }[verdict]
