@@ -33,6 +33,7 @@ __all__ = [
     "delta_cdf_floor",
     "difference_verdict",
     "paired_verdict",
+    "paired_t_multiplier",
     "PAIRED_LEVEL",
     "MIN_SAMPLES",
 ]
@@ -250,16 +251,25 @@ PAIRED_LEVEL = 0.95
 """The confidence of every paired verdict (:func:`paired_verdict`)."""
 
 
+def paired_t_multiplier(n_pairs: int, level: float = PAIRED_LEVEL) -> float:
+    """``z``, the two-sided ``level`` quantile of Student's t with ``n_pairs - 1`` degrees of
+    freedom: the paired t interval is ``mean +- z se`` (12.7 for 2 pairs, 4.3 for 3, 2.05 for
+    30 at 95 %)."""
+    if n_pairs < 2:
+        raise ValueError(f"need at least two pairs, got {n_pairs}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    return float(student_t.ppf((1 + level) / 2, n_pairs - 1))
+
+
 def paired_verdict(a, b, level: float = PAIRED_LEVEL) -> tuple[float, float, str]:
     """Compare paired values ``a_i`` and ``b_i`` (the same seeds): the mean of ``a - b``, its
     standard error ``se = sd / sqrt(n)`` and :func:`difference_verdict`'s word for them, with
-    ``z`` the two-sided ``level`` quantile of Student's t with ``n - 1`` degrees of freedom
-    (the paired t interval ``mean +- z se``: 12.7 se for 2 pairs, 4.3 for 3, 2.05 for 30)."""
+    ``z`` = :func:`paired_t_multiplier` ``(n, level)`` (the paired t interval ``mean +- z
+    se``)."""
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if d.ndim != 1 or d.size < 2 or not np.isfinite(d).all():
         raise ValueError("need at least two finite pairs")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+    z = paired_t_multiplier(d.size, level)
     mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))
-    z = float(student_t.ppf((1 + level) / 2, d.size - 1))
     return mean, se, difference_verdict(mean, se, z)

@@ -397,14 +397,38 @@ def test_accuracy_and_lognormality_verdicts_in_words(dale_run):
         "lower than GD's (-0.0046 ± 0.0005) and not distinguishable from sign-constrained GD's "
         "(+0.0004 ± 0.0019)"
     )
+    assert (
+        ld.accuracy_resolution(accuracy)
+        == "with 5 seeds a difference counts only beyond 2.8 standard errors"
+    )
+    two = accuracy[accuracy["seed"] < 2]  # -0.0045 +- 0.0005 and +0.0010 +- 0.0040: within 12.7 se
+    assert ld.accuracy_resolution(two) == (
+        "with 2 seeds a difference counts only beyond 12.7 standard errors, so this run cannot "
+        "separate EG from GD or from sign-constrained GD"
+    )
+    one = accuracy[accuracy["seed"] == 0]
+    assert ld.accuracy_verdict(one) == (
+        "0.0050 below GD's (one seed, no verdict) and 0.0050 above sign-constrained GD's "
+        "(one seed, no verdict)"
+    )
+    assert ld.accuracy_resolution(one) == "one seed gives no interval"
     assert ld.accuracy_verdict(dale_run.accuracy).count("(one seed, no verdict)") == 2
     weights = _final_table({"gd": [0.10, 0.11, 0.09], "eg": [0.15, 0.16, 0.15]}, "delta_cdf_log")
     weights = weights.assign(layer=1, population="excitatory")
     other = weights.assign(layer=2, delta_cdf_log=-weights["delta_cdf_log"])  # GD worse there
     both = pd.concat([weights, other])
-    assert ld.lognormality_verdict(both) == "*closer* to log-normal than"
-    assert ld.lognormality_verdict(both, layer=2) == "further from log-normal than"
-    assert ld.lognormality_verdict(dale_run.weights) == "(one seed: no verdict) compared with"
+    assert ld.lognormality_verdict(both) == "*closer* to log-normal than EG's (-0.0533 ± 0.0033)"
+    assert ld.lognormality_verdict(both, layer=2) == (
+        "further from log-normal than EG's (+0.0533 ± 0.0033)"
+    )
+    noisy = _final_table({"gd": [0.10, 0.20, 0.09], "eg": [0.15, 0.16, 0.15]}, "delta_cdf_log")
+    assert ld.lognormality_verdict(noisy.assign(layer=1, population="excitatory")) == (
+        "neither closer to log-normal than EG's nor further from it (-0.0233 ± 0.0318)"
+    )
+    assert ld.lognormality_verdict(both[both["seed"] == 0]) == (
+        "0.0500 closer to log-normal than EG's (one seed, no verdict)"
+    )
+    assert ld.lognormality_verdict(dale_run.weights).endswith("(one seed, no verdict)")
 
 
 def test_verdicts_read_the_stored_paper_tables():
@@ -415,8 +439,6 @@ def test_verdicts_read_the_stored_paper_tables():
     assert ld.paired_by_seed(accuracy, "test_acc", "eg", "gd").n_seeds == n_seeds
     words = ("lower than", "higher than", "not distinguishable from")
     assert ld.accuracy_verdict(accuracy).startswith(words)
-    assert ld.lognormality_verdict(weights) in (
-        "*closer* to log-normal than",
-        "further from log-normal than",
-        "not distinguishable from",
+    assert ld.lognormality_verdict(weights).startswith(
+        ("*closer* to log-normal than", "further from log-normal than", "neither closer")
     )

@@ -283,8 +283,10 @@ def test_neighbour_summary_reads_the_advantage_table():
     )
     out = wp.neighbour_summary(advantage)
     assert (out["rows"], out["positive"], out["significant"], out["unresolved"]) == (3, 2, 2, 1)
-    assert out["unresolved_pairs"] == (
-        "the 3-norm against the 2.9-norm (1 of its 2 comparisons, mean gap -1.00 standard errors)"
+    assert (out["positive_count"], out["significant_count"]) == ("2 of the 3", "2 of the 3")
+    assert out["above_zero"] == (
+        "lies above zero; it does not for the 3-norm against the 2.9-norm in 1 of its 2 "
+        "comparisons (mean gap -1.00 standard errors)"
     )
     assert out["weakest"] == "the 3-norm against the 2.9-norm"
     assert (out["weakest_z_min"], out["weakest_z_max"]) == (-1.0, 4.0)
@@ -293,7 +295,14 @@ def test_neighbour_summary_reads_the_advantage_table():
     assert out["sd_ratio"] == pytest.approx(0.001 * 20 / 0.004)  # sd = se * sqrt(n)
     assert out["everywhere"] is False
     resolved = wp.neighbour_summary(advantage.drop(index=1))
-    assert resolved["unresolved_pairs"] == "none" and resolved["everywhere"] is True
+    assert resolved["above_zero"] == "lies above zero" and resolved["everywhere"] is True
+    assert (resolved["positive_count"], resolved["significant_count"]) == ("all 2", "all 2")
+    two_open = advantage.assign(verdict="not distinguishable from")
+    assert wp.neighbour_summary(two_open)["above_zero"] == (
+        "lies above zero; it does not for the 2-norm against the 2.1-norm in every comparison "
+        "(mean gap 4.00 standard errors) and the 3-norm against the 2.9-norm in every comparison "
+        "(mean gap -1.00 to 4.00 standard errors)"
+    )
 
 
 def test_neighbour_verdict_is_the_paired_t_interval_not_two_standard_errors():

@@ -203,3 +203,15 @@ def test_paired_verdict_uses_the_spread_of_the_differences():
     assert paired_verdict([2.0, 3.2], [1.0, 2.0], level=0.9)[2] == "higher than"  # 6.3 se
     with pytest.raises(ValueError):
         paired_verdict([1.0], [2.0])
+
+
+def test_paired_t_multiplier_is_the_student_t_quantile():
+    from mirrorlib.stats import paired_t_multiplier
+
+    assert paired_t_multiplier(2) == pytest.approx(12.706, abs=1e-3)  # one degree of freedom
+    assert paired_t_multiplier(5) == pytest.approx(2.776, abs=1e-3)
+    assert paired_t_multiplier(3, level=0.9) == pytest.approx(2.920, abs=1e-3)
+    with pytest.raises(ValueError, match="two pairs"):
+        paired_t_multiplier(1)
+    with pytest.raises(ValueError, match="level"):
+        paired_t_multiplier(5, level=1.0)

@@ -626,13 +626,26 @@ def _pair_words(true: str, neighbour: str) -> str:
     return f"the {true.replace('_', ' ')} against the {neighbour.replace('_', ' ')}"
 
 
+def _count_of(count: int, total: int) -> str:
+    """``"all 20"`` when ``count == total``, else ``"17 of the 20"``."""
+    return f"all {total}" if count == total else f"{count} of the {total}"
+
+
+def _and_join(parts: list[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
 def neighbour_summary(advantage: pd.DataFrame) -> dict[str, object]:
     """What the chapter reads from a :func:`neighbour_advantage` table: ``rows``; ``positive``
     (``mean_gap > 0``); ``significant``, the comparisons whose ``verdict`` is ``"lower than"``
     (the truth lower by the paired t interval) and ``unresolved``, the others;
-    ``unresolved_pairs``, those others in words, per ``(truth, neighbour)`` with their count and
-    range of ``z`` (``"none"`` when every comparison is resolved); ``weakest``, the ``(truth,
-    neighbour)`` pair with the smallest ``z`` in words, and ``weakest_z_min/max``, the range of
+    ``positive_count`` and ``significant_count``, those counts out of ``rows`` in words (``"all
+    20"``, ``"17 of the 20"``); ``above_zero``, the end of a sentence on the resolved ones:
+    ``"lies above zero"``, then ``"; it does not for"`` the unresolved ones in words per
+    ``(truth, neighbour)`` with their count and range of ``z`` where any are left; ``weakest``,
+    the ``(truth, neighbour)`` pair with the smallest ``z`` in words, and ``weakest_z_min/max``,
+    the range of
     ``z`` over that pair's comparisons; ``gap_min/max`` (``|mean_gap|``); ``need_min/max``
     (finite ``seeds_needed``); ``share_max`` (``share_truth_lower``); ``sd_ratio``, the
     smallest seed-to-seed sd of the gap over ``|mean_gap|``; ``everywhere``, whether every
@@ -646,20 +659,29 @@ def neighbour_summary(advantage: pd.DataFrame) -> dict[str, object]:
         z_open = rows.loc[~resolved[rows.index], "z"]
         if len(z_open):
             low, high = f"{z_open.min():.2f}", f"{z_open.max():.2f}"
+            share = (
+                "every comparison"
+                if len(z_open) == len(rows)
+                else f"{len(z_open)} of its {len(rows)} comparisons"
+            )
             unresolved.append(
-                f"{_pair_words(true, neighbour)} ({len(z_open)} of its {len(rows)} comparisons, "
-                f"mean gap {low if low == high else f'{low} to {high}'} standard errors)"
+                f"{_pair_words(true, neighbour)} in {share} "
+                f"(mean gap {low if low == high else f'{low} to {high}'} standard errors)"
             )
     weakest_true, weakest_neighbour = advantage.loc[
         advantage["z"].idxmin(), ["true_potential", "neighbour"]
     ]
     weakest = by_pair.get_group((weakest_true, weakest_neighbour))["z"]
+    positive, significant = int((advantage["mean_gap"] > 0).sum()), int(resolved.sum())
     return {
         "rows": len(advantage),
-        "positive": int((advantage["mean_gap"] > 0).sum()),
-        "significant": int(resolved.sum()),
+        "positive": positive,
+        "significant": significant,
         "unresolved": int((~resolved).sum()),
-        "unresolved_pairs": "; ".join(unresolved) or "none",
+        "positive_count": _count_of(positive, len(advantage)),
+        "significant_count": _count_of(significant, len(advantage)),
+        "above_zero": "lies above zero"
+        + (f"; it does not for {_and_join(unresolved)}" if unresolved else ""),
         "weakest": _pair_words(weakest_true, weakest_neighbour),
         "weakest_z_min": float(weakest.min()),
         "weakest_z_max": float(weakest.max()),

@@ -33,7 +33,7 @@ from mirrorlib.experiments.lognormal_dale.settings import (
 from mirrorlib.init import random_signs, signed_lognormal_
 from mirrorlib.optim import MirrorDescent, SignConstrainedSGD
 from mirrorlib.recovery import InputError
-from mirrorlib.stats import delta_cdf, paired_verdict
+from mirrorlib.stats import delta_cdf, paired_t_multiplier, paired_verdict
 
 __all__ = [
     "DaleData",
@@ -472,25 +472,57 @@ def paired_by_seed(
     return PairedComparison(len(pairs), difference, se, verdict)
 
 
+def _one_seed_words(difference: float, name: str, above: str, below: str, equal: str) -> str:
+    """A one-seed difference in words, with no verdict: ``"0.0071 below GD's (one seed, no
+    verdict)"``."""
+    if difference == 0:
+        return f"{equal} {name}'s (one seed, no verdict)"
+    side = above if difference > 0 else below
+    return f"{abs(difference):.4f} {side} {name}'s (one seed, no verdict)"
+
+
 def accuracy_verdict(
     accuracy: pd.DataFrame,
     method: str = "eg",
     baselines: tuple[str, ...] = ("gd", "sign_constrained_gd"),
 ) -> str:
     """``method``'s final test accuracy against each baseline, in words for the chapter:
-    ``"lower than GD's (-0.0071 +- 0.0009) and not distinguishable from sign-constrained GD's
-    (-0.0025 +- 0.0030)"`` (``method`` minus baseline, mean +- one standard error over seeds,
-    the word from :func:`paired_by_seed`); with one seed, ``"differing by -0.0071 from GD's
-    (one seed, no verdict)"``. ``accuracy`` is a :class:`DaleRun` accuracy table."""
+    ``"lower than GD's (-0.0071 ± 0.0009) and not distinguishable from sign-constrained GD's
+    (-0.0025 ± 0.0030)"`` (``method`` minus baseline, mean ± one standard error over seeds,
+    the word from :func:`paired_by_seed`); with one seed, ``"0.0071 below GD's (one seed, no
+    verdict)"``. ``accuracy`` is a :class:`DaleRun` accuracy table."""
     parts = []
     for baseline in baselines:
         out = paired_by_seed(accuracy, "test_acc", method, baseline)
         name = _SHORT_NAMES.get(baseline, baseline)
         if out.verdict is None:
-            parts.append(f"differing by {out.difference:+.4f} from {name}'s (one seed, no verdict)")
+            parts.append(_one_seed_words(out.difference, name, "above", "below", "equal to"))
         else:
             parts.append(f"{out.verdict} {name}'s ({out.difference:+.4f} ± {out.se:.4f})")
     return " and ".join(parts)
+
+
+def accuracy_resolution(
+    accuracy: pd.DataFrame,
+    method: str = "eg",
+    baselines: tuple[str, ...] = ("gd", "sign_constrained_gd"),
+) -> str:
+    """What :func:`accuracy_verdict`'s seeds can resolve, in words: ``"with 5 seeds a
+    difference counts only beyond 2.8 standard errors"`` (:func:`mirrorlib.stats.
+    paired_t_multiplier`), ending ``", so this run cannot separate EG from GD or from
+    sign-constrained GD"`` when no baseline is separated; ``"one seed gives no interval"``."""
+    outs = [paired_by_seed(accuracy, "test_acc", method, baseline) for baseline in baselines]
+    n_seeds = min(out.n_seeds for out in outs)
+    if n_seeds == 1:
+        return "one seed gives no interval"
+    words = (
+        f"with {n_seeds} seeds a difference counts only beyond "
+        f"{paired_t_multiplier(n_seeds):.1f} standard errors"
+    )
+    if all(out.verdict == "not distinguishable from" for out in outs):
+        names = " or from ".join(_SHORT_NAMES.get(b, b) for b in baselines)
+        words += f", so this run cannot separate {_SHORT_NAMES.get(method, method)} from {names}"
+    return words
 
 
 def lognormality_verdict(
@@ -498,15 +530,27 @@ def lognormality_verdict(
 ) -> str:
     """Are ``method``'s excitatory weights of ``layer`` closer to log-normal than
     ``baseline``'s at the last epoch? :func:`paired_by_seed` on the centred Delta-CDF of
-    ``log|w|`` (lower is more log-normal), in words: ``"*closer* to log-normal than"``,
-    ``"further from log-normal than"``, ``"not distinguishable from"``, or, with one seed,
-    ``"(one seed: no verdict) compared with"``. ``weights`` is a :class:`DaleRun` weight
-    table."""
+    ``log|w|`` (lower is more log-normal), in words with ``method`` minus ``baseline``, mean ±
+    one standard error: ``"*closer* to log-normal than EG's (-0.0290 ± 0.0050)"``, ``"further
+    from log-normal than EG's (...)"``, ``"neither closer to log-normal than EG's nor further
+    from it (...)"``, or, with one seed, ``"0.0290 closer to log-normal than EG's (one seed, no
+    verdict)"``. ``weights`` is a :class:`DaleRun` weight table."""
     part = weights[(weights["layer"] == layer) & (weights["population"] == "excitatory")]
-    verdict = paired_by_seed(part, "delta_cdf_log", method, baseline).verdict
+    out = paired_by_seed(part, "delta_cdf_log", method, baseline)
+    name = _SHORT_NAMES.get(baseline, baseline)
+    if out.verdict is None:
+        return _one_seed_words(
+            out.difference,
+            name,
+            "further from log-normal than",
+            "closer to log-normal than",
+            "as close to log-normal as",
+        )
+    numbers = f"({out.difference:+.4f} ± {out.se:.4f})"
     return {
-        "lower than": "*closer* to log-normal than",
-        "higher than": "further from log-normal than",
-        "not distinguishable from": "not distinguishable from",
-        None: "(one seed: no verdict) compared with",
-    }[verdict]
+        "lower than": f"*closer* to log-normal than {name}'s {numbers}",
+        "higher than": f"further from log-normal than {name}'s {numbers}",
+        "not distinguishable from": (
+            f"neither closer to log-normal than {name}'s nor further from it {numbers}"
+        ),
+    }[out.verdict]
