@@ -538,7 +538,7 @@ def test_seeds_listing_counts_per_potential_only_where_they_differ():
         ("eff", "supervised", "2-norm", "2-norm", 3, 0.1),
         ("eff", "supervised", "negative_entropy", "negative_entropy", 5, 0.1),
     ])  # fmt: skip
-    assert dn.seeds_listing(rec) == "mlp: 10; cnn (simsiam): 4; eff: 2-norm 3, negative_entropy 5"
+    assert dn.seeds_listing(rec) == "mlp: 10; cnn (simsiam): 4; eff: 2-norm 3, negative entropy 5"
 
 
 def test_zero_weights_listing_adds_the_dropped_weights_back():
@@ -585,14 +585,14 @@ def test_not_rerun_names_the_missed_networks_left_out_of_the_reruns():
     ])  # fmt: skip
     first, then = dn.not_rerun(rec, {"mlp-32"})
     assert first == (
-        "The other networks missed at the `paper` protocol, mobilenet_v2 and resnet-small, "
+        "The other networks missed at the `paper` protocol, MobileNetV2 and the small ResNet, "
         "were not rerun."
     )
     assert then == (
-        "The misses on mobilenet_v2 and resnet-small were not rerun and stay unexplained here."
+        "The misses on MobileNetV2 and the small ResNet were not rerun and stay unexplained here."
     )
     first, then = dn.not_rerun(rec, {"mlp-32", "resnet-small"})
-    assert first.startswith("The other network missed") and "mobilenet_v2, was not" in first
+    assert first.startswith("The other network missed") and "MobileNetV2, was not" in first
     assert then.endswith("was not rerun and stays unexplained here.")
     assert dn.not_rerun(rec, {"mlp-32", "mobilenet_v2", "resnet-small"})[1] == ""
 
@@ -624,3 +624,40 @@ def test_day_in_words_reads_a_provenance_date():
     assert dn.day_in_words("2026-11-28") == "28 November 2026"
     assert dn.and_list(["6 December 2026"]) == "6 December 2026"
     assert dn.and_list(["a", "b", "c"]) == "a, b and c"
+
+
+def test_prose_names_the_networks_and_potentials_as_the_chapter_writes_them():
+    names = [dn.network_name(s.architecture) for s in dn.config("paper").networks]
+    assert names == [
+        "RNN-100", "MLP-32", "MLP-128", "the small ResNet", "the MNIST CNN",
+        "MLP-512", "RNN-1000", "MLP-1024", "MobileNetV2", "EfficientNet-Lite0",
+    ]  # fmt: skip
+    assert dn.network_name("mlp-wide") == "mlp-wide"
+    assert dn.potential_name("negative_entropy") == "negative entropy"
+    assert dn.potential_name("2.5-norm") == "2.5-norm"
+    rec = _recovery([
+        ("mobilenet_v2", "supervised", "negative_entropy", "2-norm", 10, 0.1),
+        ("mnist-cnn", "simsiam", "3-norm", "negative_entropy", 10, 0.1),
+    ])  # fmt: skip
+    assert dn.misses_in_words(rec) == (
+        "the misses differ: MobileNetV2: the negative entropy read as the 2-norm; "
+        "the MNIST CNN (simsiam): the 3-norm read as the negative entropy"
+    )
+
+
+def test_count_of_says_all_when_every_one_counts():
+    assert dn.count_of(11, 11) == "all 11"
+    assert dn.count_of(8, 11) == "8 of the 11"
+
+
+def test_largest_weight_change_quotes_median_and_range_not_the_mean():
+    runs = pd.DataFrame({
+        "architecture": ["a"] * 3 + ["b"] * 4,
+        "objective": "supervised",
+        "trained_potential": "negative_entropy",
+        "candidate": "2-norm",
+        "relative_change": [0.1, 0.2, 0.3, 0.05, 1.0, 2.0, 3.0e14],
+    })  # fmt: skip
+    other = runs.assign(candidate="3-norm", relative_change=1e20)
+    words = dn.largest_weight_change(pd.concat([runs, other]), "negative_entropy")
+    assert words == "a median of 1.5 over the 4 seeds of b, from 0.05 to 3e+14"

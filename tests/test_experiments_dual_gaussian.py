@@ -287,6 +287,8 @@ def test_gaussian_departure_reads_the_largest_d_and_the_given_alpha():
     found = dg.gaussian_departure(table, 0.75)
     assert found.most == found.leader == "3-norm"
     assert found.words == {"2-norm": "higher than", "negative_entropy": "higher than"}
+    gap = found.ratios["3-norm"] - found.ratios["2-norm"]
+    assert found.differences["2-norm"] == pytest.approx((gap.mean(), gap.sem()))
     assert found.ratios.shape == (12, 3)  # 3 input laws x 4 seeds, paired
     expected = ratio_of(KINDS.index("short"), 1000, 0.75, 2, "3-norm")
     assert found.ratios.loc[("short", 2), "3-norm"] == pytest.approx(expected)
@@ -315,6 +317,21 @@ def test_gaussian_departure_pairs_by_inputs_and_seed():
     assert found.most is None
     rival = ({"negative_entropy", "3-norm"} - {found.leader}).pop()
     assert found.words == {rival: "not distinguishable from", "2-norm": "higher than"}
+
+
+def test_departure_scales_reads_an_unresolved_order_as_no_contradiction():
+    def found(most):
+        return dg.GaussianDeparture(pd.DataFrame(), most or "3-norm", {}, {}, most)
+
+    assert dg.departure_scales(found("3-norm"), found("3-norm")) == "the two scales agree"
+    assert dg.departure_scales(found(None), found("3-norm")).startswith(
+        "this build's run leaves the order unresolved, which does not contradict"
+    )
+    assert dg.departure_scales(found("3-norm"), found(None)).startswith(
+        "the stored table, at the paper's protocol, does not resolve"
+    )
+    assert dg.departure_scales(found("2-norm"), found("3-norm")) == "the two scales disagree"
+    assert dg.departure_scales(found(None), found(None)) == "neither scale resolves the order"
 
 
 def test_gaussian_departure_drops_pairs_with_an_unsolved_potential():

@@ -382,3 +382,24 @@ def test_sample_size_words_say_when_the_smallest_size_already_sufficed():
     assert sd.sample_size_words(300, sizes) == "300 synapses"
     assert sd.sample_size_words(100, sizes) == "at most 100 synapses (the fewest simulated)"
     assert sd.sample_size_words(None, sizes) == "more than the largest size simulated (1000)"
+
+
+def test_at_both_scales_says_both_only_when_the_sizes_agree():
+    assert sd.at_both_scales("300 synapses", "300 synapses") == "300 synapses in both"
+    assert sd.at_both_scales("1000 synapses", "300 synapses") == (
+        "1000 synapses in this build and 300 synapses in the stored run"
+    )
+
+
+def test_secondary_maxima_words_list_every_peak():
+    assert sd.secondary_maxima_words(pd.DataFrame({"p": [], "drop": []})) == (
+        "no other local maximum"
+    )
+    one = pd.DataFrame({"p": [2.4], "drop": [3.2]})
+    assert sd.secondary_maxima_words(one) == (
+        "one more local maximum, at 2.4, lower by 3 in log-likelihood"
+    )
+    two = pd.DataFrame({"p": [1.8, 2.4], "drop": [3.0, 5.4]})
+    assert sd.secondary_maxima_words(two) == (
+        "2 more local maxima, at 1.8 and 2.4, lower by 3 and 5 in log-likelihood"
+    )

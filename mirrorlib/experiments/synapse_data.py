@@ -318,6 +318,28 @@ def sample_size_words(n: int | None, sizes: Collection[int]) -> str:
     return f"{n} synapses"
 
 
+def at_both_scales(build: str, stored: str) -> str:
+    """Two :func:`sample_size_words`, this build's and the stored paper-scale run's, in one
+    phrase: ``'300 synapses in both'`` when they are the same, else ``'1000 synapses in this
+    build and 300 synapses in the stored run'``."""
+    if build == stored:
+        return f"{build} in both"
+    return f"{build} in this build and {stored} in the stored run"
+
+
+def secondary_maxima_words(peaks: pd.DataFrame) -> str:
+    """:func:`secondary_maxima` in words, every peak listed (no TeX, for glue):
+    ``'no other local maximum'``, ``'one more local maximum, at 2.4, lower by 3 in
+    log-likelihood'`` or ``'2 more local maxima, at 1.8 and 2.4, lower by 3 and 5 in
+    log-likelihood'``."""
+    if peaks.empty:
+        return "no other local maximum"
+    where = " and ".join(f"{p:g}" for p in peaks["p"])
+    drops = " and ".join(f"{drop:.0f}" for drop in peaks["drop"])
+    count = "one more local maximum" if len(peaks) == 1 else f"{len(peaks)} more local maxima"
+    return f"{count}, at {where}, lower by {drops} in log-likelihood"
+
+
 def run_connectome_scan(
     cfg: SynapseDataConfig | None = None, data_dir: Path | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -361,6 +361,9 @@ class GaussianDeparture(NamedTuple):
     words: dict[str, str]
     """:func:`~mirrorlib.stats.paired_verdict`'s word for the leader against each other
     potential ("higher than", "not distinguishable from" or "lower than")."""
+    differences: dict[str, tuple[float, float]]
+    """The mean and standard error of ``r_leader - r_q`` over the pairs, for each other
+    potential ``q``: what the word is read from."""
     most: str | None
     """The leader where it is "higher than" every other potential, else None."""
 
@@ -393,12 +396,30 @@ def gaussian_departure(
             f"{ratios.shape[1]} potentials on {len(ratios)} pairs"
         )
     leader = str(ratios.mean().idxmax())
-    words = {
-        str(other): paired_verdict(ratios[leader], ratios[other], level)[2]
+    verdicts = {
+        str(other): paired_verdict(ratios[leader], ratios[other], level)
         for other in ratios.columns.drop(leader)
     }
+    words = {other: word for other, (_, _, word) in verdicts.items()}
+    differences = {other: (mean, se) for other, (mean, se, _) in verdicts.items()}
     most = leader if all(word == "higher than" for word in words.values()) else None
-    return GaussianDeparture(ratios, leader, words, most)
+    return GaussianDeparture(ratios, leader, words, differences, most)
+
+
+def departure_scales(build: GaussianDeparture, stored: GaussianDeparture) -> str:
+    """What :func:`gaussian_departure` of this build's run and of the stored paper-scale table
+    say together, in words: an unresolved order does not contradict a resolved one, and
+    only two different resolved leaders disagree."""
+    if build.most == stored.most:
+        return ("the two scales agree" if build.most else
+                "neither scale resolves the order")  # fmt: skip
+    if build.most is None:
+        return ("this build's run leaves the order unresolved, which does not contradict the "
+                "stored table; that table speaks for the paper's protocol")  # fmt: skip
+    if stored.most is None:
+        return ("the stored table, at the paper's protocol, does not resolve the order that "
+                "this build's run finds")  # fmt: skip
+    return "the two scales disagree"
 
 
 def dual_change_histograms(
