@@ -538,7 +538,10 @@ def test_seeds_listing_counts_per_potential_only_where_they_differ():
         ("eff", "supervised", "2-norm", "2-norm", 3, 0.1),
         ("eff", "supervised", "negative_entropy", "negative_entropy", 5, 0.1),
     ])  # fmt: skip
-    assert dn.seeds_listing(rec) == "mlp: 10; cnn (simsiam): 4; eff: 2-norm 3, negative entropy 5"
+    assert (
+        dn.seeds_listing(rec)
+        == "mlp: 10; cnn (self-supervised): 4; eff: 2-norm 3, negative entropy 5"
+    )
 
 
 def test_zero_weights_listing_adds_the_dropped_weights_back():
@@ -571,7 +574,7 @@ def test_misses_in_words_says_whether_the_misses_are_alike():
     ])  # fmt: skip
     assert dn.misses_in_words(differ) == (
         "the misses differ: a: the 3-norm read as the 2.5-norm; "
-        "c (simsiam): the 2-norm read as the 1.5-norm"
+        "c (self-supervised): the 2-norm read as the 1.5-norm"
     )
     assert dn.misses_in_words(alike[alike["correct"]]) == "no pair is missed"
 
@@ -641,7 +644,7 @@ def test_prose_names_the_networks_and_potentials_as_the_chapter_writes_them():
     ])  # fmt: skip
     assert dn.misses_in_words(rec) == (
         "the misses differ: MobileNetV2: the negative entropy read as the 2-norm; "
-        "the MNIST CNN (simsiam): the 3-norm read as the negative entropy"
+        "the MNIST CNN (self-supervised): the 3-norm read as the negative entropy"
     )
 
 
@@ -660,4 +663,11 @@ def test_largest_weight_change_quotes_median_and_range_not_the_mean():
     })  # fmt: skip
     other = runs.assign(candidate="3-norm", relative_change=1e20)
     words = dn.largest_weight_change(pd.concat([runs, other]), "negative_entropy")
-    assert words == "a median of 1.5 over the 4 seeds of b, from 0.05 to 3e+14"
+    assert words == "a median of 1.5 over the 4 seeds of b, from 0.05 to 3.00 × 10¹⁴"
+
+
+def test_number_in_words_writes_powers_of_ten_not_e_notation():
+    values = [0.0391, 152.0, 999.4, 9620.0, 2.82e14, 4e-5, -1.5e6, 0.0]
+    assert [dn.number_in_words(x) for x in values] == [
+        "0.0391", "152", "999", "9.62 × 10³", "2.82 × 10¹⁴", "4.00 × 10⁻⁵", "-1.50 × 10⁶", "0"
+    ]  # fmt: skip

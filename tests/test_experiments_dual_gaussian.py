@@ -320,13 +320,16 @@ def test_gaussian_departure_pairs_by_inputs_and_seed():
 
 
 def test_departure_scales_reads_an_unresolved_order_as_no_contradiction():
-    def found(most):
-        return dg.GaussianDeparture(pd.DataFrame(), most or "3-norm", {}, {}, most)
+    def found(most, leader="3-norm"):
+        return dg.GaussianDeparture(pd.DataFrame(), most or leader, {}, {}, most)
 
     assert dg.departure_scales(found("3-norm"), found("3-norm")) == "the two scales agree"
     assert dg.departure_scales(found(None), found("3-norm")).startswith(
         "this build's run leaves the order unresolved, which does not contradict"
     )
+    other_first = dg.departure_scales(found(None, "negative_entropy"), found("3-norm"))
+    assert other_first.startswith("this build's run leaves the order unresolved, and its point")
+    assert "the negative entropy first, not the 3-norm" in other_first
     assert dg.departure_scales(found("3-norm"), found(None)).startswith(
         "the stored table, at the paper's protocol, does not resolve"
     )

@@ -145,16 +145,19 @@ def test_glue_values_quote_the_stored_reruns():
     runs, prov = read_stored(tn.STORED_CHAPTER, "three_norm_runs")
     scans, _ = read_stored(tn.STORED_CHAPTER, "three_norm_scans")
     numbers, prose = tn.glue_values(runs, scans, 150, prov)
-    nets = list(dict.fromkeys(runs["architecture"]))
-    # one entry per network in every sentence, in the order of the runs
+    ids = list(dict.fromkeys(runs["architecture"]))
+    nets = [dn.network_name(n) for n in ids]
+    # one entry per network in every sentence, in the order of the runs, named as in the prose
     for key, text in prose.items():
-        if key != "tn_verdict_lr":
+        if key == "tn_boot":  # "all 10 runs of MLP-32 and 9 of the 10 runs of MLP-128"
+            assert [part.rsplit(" of ", 1)[1] for part in text.split(" and ")] == nets
+        elif key != "tn_verdict_lr":
             assert [part.split(":")[0] for part in text.split("; ")] == nets, key
     assert numbers["tn_cap"] == 150 and numbers["tn_date"] == prov.date
     assert numbers["tn_seeds"] == runs.loc[runs["lr_factor"] == 1.0, "seed"].nunique()
     # the reading at the chosen rate, "mean ± sd", matches the summary
     summary = tn.summarise(runs, scans)
-    chosen = summary[(summary["architecture"] == nets[0]) & (summary["lr_factor"] == 1.0)
+    chosen = summary[(summary["architecture"] == ids[0]) & (summary["lr_factor"] == 1.0)
                      & (summary["trained_potential"] == "3-norm")
                      & (summary["analysis"] == "all weights")].iloc[0]  # fmt: skip
     assert prose["tn_fine_3"].startswith(

@@ -371,7 +371,7 @@ def glue_values(
                  & (s["lr_factor"] == factor) & (s["analysis"] == analysis)].iloc[0]  # fmt: skip
 
     def each(text) -> str:
-        return "; ".join(f"{net}: {text(net)}" for net in nets)
+        return "; ".join(f"{dn.network_name(net)}: {text(net)}" for net in nets)
 
     def read(net: str, pot: str, analysis: str = "all weights") -> str:
         r = row(net, pot, analysis=analysis)
@@ -403,8 +403,13 @@ def glue_values(
     prose["tn_ne_ok"] = each(lambda n: f"{row(n, 'negative_entropy').seeds_correct:.0%}")
     boot = scans[scans["p_best"].notna() & (scans["p"] == 3.0)]
     apart = boot["indistinguishable"].astype(str) == "False"
-    prose["tn_boot"] = each(
-        lambda n: of((boot["architecture"] == n) & apart, boot["architecture"] == n)
+    on_net = {n: boot["architecture"] == n for n in nets}
+    prose["tn_boot"] = dn.and_list(
+        [
+            f"{dn.count_of(int((on_net[n] & apart).sum()), int(on_net[n].sum()))} runs of "
+            f"{dn.network_name(n)}"
+            for n in nets
+        ]
     )
     prose["tn_nosign"] = each(lambda n: read(n, "3-norm", analysis="no sign change"))
     three_rows = summary[summary["trained_potential"] == "3-norm"]

@@ -51,7 +51,9 @@ def potential_name(potential: str) -> str:
 
 def _label(architecture: str, objective: str) -> str:
     name = network_name(architecture)
-    return name if objective == "supervised" else f"{name} ({objective})"
+    if objective == "supervised":
+        return name
+    return f"{name} (self-supervised)" if objective == "simsiam" else f"{name} ({objective})"
 
 
 def count_of(count: int, total: int) -> str:
@@ -63,14 +65,26 @@ def largest_weight_change(runs: pd.DataFrame, trained_potential: str) -> str:
     """Over the (network, objective) pairs trained with ``trained_potential`` in a run table
     (:data:`COLUMNS`), the one whose seeds changed the weights most, ``||w - w0|| / ||w0||``
     (the 2-norm candidate's ``relative_change``): its median over seeds and the range, three
-    significant digits, ``"a median of 9.63e+03 over the 10 seeds of MobileNetV2, from 0.152
-    to 2.82e+14"`` (a mean would be one seed's value)."""
+    significant digits (:func:`number_in_words`), ``"a median of 9.63 × 10³ over the 10 seeds
+    of MobileNetV2, from 0.152 to 2.82 × 10¹⁴"`` (a mean would be one seed's value)."""
     rows = runs[(runs["trained_potential"] == trained_potential) & (runs["candidate"] == "2-norm")]
     per_pair = rows.groupby(["architecture", "objective"], sort=False)["relative_change"]
     (arch, objective), change = max(per_pair, key=lambda pair: pair[1].max())
-    return (f"a median of {change.median():.3g} over the {len(change)} seeds of "
-            f"{_label(arch, objective)}, "
-            f"from {change.min():.3g} to {change.max():.3g}")  # fmt: skip
+    return (f"a median of {number_in_words(change.median())} over the {len(change)} seeds of "
+            f"{_label(arch, objective)}, from {number_in_words(change.min())} to "
+            f"{number_in_words(change.max())}")  # fmt: skip
+
+
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def number_in_words(x: float) -> str:
+    """``x`` to three significant digits as a reader writes it: ``"0.0391"``, ``"152"``, and
+    from ``10^3`` or below ``10^-3`` in powers of ten, ``"9.62 × 10³"`` (no ``e+03``)."""
+    if x == 0 or 1e-3 <= abs(x) < 999.5:
+        return f"{x:.3g}"
+    mantissa, exponent = f"{x:.2e}".split("e")
+    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPTS)}"
 
 
 def seeds_listing(recovery: pd.DataFrame) -> str:

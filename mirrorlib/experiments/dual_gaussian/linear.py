@@ -408,12 +408,20 @@ def gaussian_departure(
 
 def departure_scales(build: GaussianDeparture, stored: GaussianDeparture) -> str:
     """What :func:`gaussian_departure` of this build's run and of the stored paper-scale table
-    say together, in words: an unresolved order does not contradict a resolved one, and
-    only two different resolved leaders disagree."""
+    say together, in words: an unresolved order does not contradict a resolved one (but its
+    point estimates may lead with another potential, which is said), and only two different
+    resolved leaders disagree."""
     if build.most == stored.most:
         return ("the two scales agree" if build.most else
                 "neither scale resolves the order")  # fmt: skip
     if build.most is None:
+        if stored.most is not None and build.leader != stored.most:
+            first, stored_first = build.leader.replace("_", " "), stored.most.replace("_", " ")
+            return (
+                "this build's run leaves the order unresolved, and its point estimates put the "
+                f"{first} first, not the {stored_first}; at its smaller D and with fewer seeds it "
+                "need not agree, and the stored table speaks for the paper's protocol"
+            )
         return ("this build's run leaves the order unresolved, which does not contradict the "
                 "stored table; that table speaks for the paper's protocol")  # fmt: skip
     if stored.most is None:
