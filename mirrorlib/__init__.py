@@ -15,6 +15,7 @@ from mirrorlib.potentials import (
     Potential,
     available_potentials,
     potential,
+    potential_in_words,
 )
 from mirrorlib.recovery import (
     DEFAULT_CANDIDATES,
@@ -52,4 +53,5 @@ __all__ = [
     "Potential",
     "available_potentials",
     "potential",
+    "potential_in_words",
 ]

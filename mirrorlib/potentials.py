@@ -29,6 +29,7 @@ __all__ = [
     "HyperbolicEntropy",
     "potential",
     "available_potentials",
+    "potential_in_words",
 ]
 
 
@@ -332,6 +333,19 @@ def available_potentials() -> list[str]:
         "<p>-norm (any p > 1, e.g. 2-norm, 1.5-norm, 3-norm)",
         "hypentropy (beta=1, or 'hypentropy(beta=0.1)' / potential('hypentropy', beta=0.1))",
     ]
+
+
+def potential_in_words(name: str | Potential) -> str:
+    """The potential called ``name`` as prose names it (no TeX; a figure's legend uses
+    :func:`mirrorlib.plotting.potential_label`): ``"negative entropy"``,
+    ``"2.5-norm"``, ``"hyperbolic entropy"`` (with ``", beta = 0.1"`` when ``beta != 1``).
+    Names are read by :func:`potential`, so an unknown one raises its ``ValueError``."""
+    pot = potential(name)
+    if isinstance(pot, NegativeEntropy):
+        return "negative entropy"
+    if isinstance(pot, HyperbolicEntropy):
+        return "hyperbolic entropy" + ("" if pot.beta == 1 else f", beta = {pot.beta:g}")
+    return pot.name
 
 
 def potential(name: str | Potential, beta: float | None = None) -> Potential:

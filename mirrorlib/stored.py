@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,13 +26,14 @@ import pandas as pd
 import torch
 
 from mirrorlib.results import _check_name, _write_atomic
+from mirrorlib.words import and_list, duration_in_words
 
 __all__ = [
     "PaperScaleStore",
     "Provenance",
     "STORED_ROOT",
     "describe_device",
-    "duration_in_words",
+    "describe_together",
     "git_commit",
     "read_stored",
     "stored_tables",
@@ -56,14 +58,15 @@ class Provenance:
     wall_time_s: float
     note: str = ""
 
-    def describe(self) -> str:
-        """One line for a reader: when, at which commit, on what, and how long it took."""
+    def describe(self, note: bool = True) -> str:
+        """One line for a reader: when, at which commit, on what, how long it took, and (unless
+        ``note`` is false) the record's note."""
         took = duration_in_words(self.wall_time_s)
         text = (
             f"on {self.date} at commit `{self.commit[:10]}` ({self.device}, torch "
             f"{self.torch_version}) in {took} of wall time"
         )
-        return text + (f"; {self.note}" if self.note else "")
+        return text + (f"; {self.note}" if note and self.note else "")
 
     @classmethod
     def of_this_run(
@@ -115,15 +118,18 @@ def git_commit(folder: str | os.PathLike | None = None) -> str:
     return commit + ("-dirty" if status else "")
 
 
-def duration_in_words(seconds: float) -> str:
-    """``seconds`` for a reader: whole seconds below 90 s, whole minutes below 90 min, then
-    hours to one decimal ("1 second", "89 seconds", "2 minutes", "1.5 hours")."""
-    if seconds < 89.5:
-        n = round(seconds)
-        return f"{n} second" + ("" if n == 1 else "s")
-    if seconds < 89.5 * 60:
-        return f"{seconds / 60:.0f} minutes"
-    return f"{seconds / 3600:.1f} hours"
+def describe_together(records: Mapping[str, Provenance]) -> str:
+    """Several records, each named by its key, in one sentence; a note they all share is said
+    once: ``"the regression on ... in 8 minutes of wall time and the network on ... in 31
+    minutes of wall time, both run as ...: the wall time is an upper bound"``. Records with
+    different notes are described one by one, separated by semicolons."""
+    if not records:
+        raise ValueError("describe_together needs at least one record")
+    notes = {record.note for record in records.values()}
+    if len(records) == 1 or len(notes) > 1 or notes == {""}:
+        return "; ".join(f"{name} {record.describe()}" for name, record in records.items())
+    each = and_list([f"{name} {record.describe(note=False)}" for name, record in records.items()])
+    return f"{each}, {'both' if len(records) == 2 else 'all'} {notes.pop()}"
 
 
 def describe_device(device: str | torch.device = "cpu") -> str:

@@ -540,8 +540,25 @@ def test_seeds_listing_counts_per_potential_only_where_they_differ():
     ])  # fmt: skip
     assert (
         dn.seeds_listing(rec)
-        == "mlp: 10; cnn (self-supervised): 4; eff: 2-norm 3, negative entropy 5"
+        == "10 for mlp; 4 for cnn (self-supervised); eff: 2-norm 3, negative entropy 5"
     )
+    rec.loc[2, ["n_seeds", "objective"]] = [10, "supervised"]
+    assert dn.seeds_listing(rec) == "10 each for mlp and cnn; eff: 2-norm 3, negative entropy 5"
+
+
+def test_retried_listing_groups_the_seeds_repeated_at_one_rate():
+    runs = pd.DataFrame({
+        "architecture": "mobilenet_v2", "objective": "supervised",
+        "trained_potential": ["negative_entropy"] * 5 + ["2-norm"] * 2,
+        "seed": [1, 2, 5, 9, 9, 1, 2], "lr": [1.0, 0.1, 0.1, 0.1, 0.1, 0.5, 0.5],
+    })  # fmt: skip
+    assert dn.retried_listing(runs) == (
+        "MobileNetV2 with the negative entropy, seeds 2, 5 and 9: 0.1 instead of 1"
+    )
+    assert dn.retried_listing(runs[runs["seed"] != 9].iloc[:2]) == (
+        "MobileNetV2 with the negative entropy, seed 2: 0.1 instead of 1"
+    )
+    assert dn.retried_listing(runs[runs["trained_potential"] == "2-norm"]) == "none"
 
 
 def test_zero_weights_listing_adds_the_dropped_weights_back():
@@ -622,13 +639,6 @@ def test_three_norm_weight_change_compares_like_with_like():
     assert dn.three_norm_weight_change(_recovery(rows))[1].startswith("Every 3-norm pair is read")
 
 
-def test_day_in_words_reads_a_provenance_date():
-    assert dn.day_in_words("2026-12-06 04:06 UTC") == "6 December 2026"
-    assert dn.day_in_words("2026-11-28") == "28 November 2026"
-    assert dn.and_list(["6 December 2026"]) == "6 December 2026"
-    assert dn.and_list(["a", "b", "c"]) == "a, b and c"
-
-
 def test_prose_names_the_networks_and_potentials_as_the_chapter_writes_them():
     names = [dn.network_name(s.architecture) for s in dn.config("paper").networks]
     assert names == [
@@ -636,8 +646,6 @@ def test_prose_names_the_networks_and_potentials_as_the_chapter_writes_them():
         "MLP-512", "RNN-1000", "MLP-1024", "MobileNetV2", "EfficientNet-Lite0",
     ]  # fmt: skip
     assert dn.network_name("mlp-wide") == "mlp-wide"
-    assert dn.potential_name("negative_entropy") == "negative entropy"
-    assert dn.potential_name("2.5-norm") == "2.5-norm"
     rec = _recovery([
         ("mobilenet_v2", "supervised", "negative_entropy", "2-norm", 10, 0.1),
         ("mnist-cnn", "simsiam", "3-norm", "negative_entropy", 10, 0.1),
@@ -646,11 +654,6 @@ def test_prose_names_the_networks_and_potentials_as_the_chapter_writes_them():
         "the misses differ: MobileNetV2: the negative entropy read as the 2-norm; "
         "the MNIST CNN (self-supervised): the 3-norm read as the negative entropy"
     )
-
-
-def test_count_of_says_all_when_every_one_counts():
-    assert dn.count_of(11, 11) == "all 11"
-    assert dn.count_of(8, 11) == "8 of the 11"
 
 
 def test_largest_weight_change_quotes_median_and_range_not_the_mean():
@@ -664,10 +667,3 @@ def test_largest_weight_change_quotes_median_and_range_not_the_mean():
     other = runs.assign(candidate="3-norm", relative_change=1e20)
     words = dn.largest_weight_change(pd.concat([runs, other]), "negative_entropy")
     assert words == "a median of 1.5 over the 4 seeds of b, from 0.05 to 3.00 × 10¹⁴"
-
-
-def test_number_in_words_writes_powers_of_ten_not_e_notation():
-    values = [0.0391, 152.0, 999.4, 9620.0, 2.82e14, 4e-5, -1.5e6, 0.0]
-    assert [dn.number_in_words(x) for x in values] == [
-        "0.0391", "152", "999", "9.62 × 10³", "2.82 × 10¹⁴", "4.00 × 10⁻⁵", "-1.50 × 10⁶", "0"
-    ]  # fmt: skip

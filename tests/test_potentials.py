@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mirrorlib
-from mirrorlib import HyperbolicEntropy, NegativeEntropy, PNorm, potential
+from mirrorlib import HyperbolicEntropy, NegativeEntropy, PNorm, potential, potential_in_words
 
 POTENTIALS = [
     NegativeEntropy(),
@@ -189,6 +189,16 @@ def test_potential_by_name(name, expected):
 def test_potential_name_round_trips():
     for pot in POTENTIALS:
         assert potential(pot.name) == pot
+
+
+def test_potential_in_words_names_each_potential_as_prose_does():
+    names = ("negative_entropy", "ne", "2.50-norm", "3-norm", "hypentropy", "hypentropy(beta=0.1)")
+    words = [potential_in_words(name) for name in names]
+    assert words == ["negative entropy", "negative entropy", "2.5-norm", "3-norm",
+                     "hyperbolic entropy", "hyperbolic entropy, beta = 0.1"]  # fmt: skip
+    assert potential_in_words(NegativeEntropy()) == "negative entropy"
+    with pytest.raises(ValueError, match="unknown potential 'none'"):
+        potential_in_words("none")
 
 
 def test_hypentropy_beta_argument():

@@ -14,7 +14,7 @@ import torch
 from mirrorlib.stored import (
     PaperScaleStore,
     Provenance,
-    duration_in_words,
+    describe_together,
     git_commit,
     read_stored,
     stored_tables,
@@ -126,8 +126,28 @@ def test_provenance_describes_itself_in_one_line():
         f"on {date} at commit `0123456789` (cpu: X, torch 2.13.0) in 2 minutes of wall time; shared"
     )
     assert "in 40 seconds" in Provenance("c", "", "d", "t", "x", 40.0).describe()
-    words = [duration_in_words(s) for s in (1.2, 89.0, 95.0, 3000.0, 5400.0, 40_000.0)]
-    assert words == ["1 second", "89 seconds", "2 minutes", "50 minutes", "1.5 hours", "11.1 hours"]
+
+
+def test_describe_together_says_a_shared_note_once():
+    def record(minutes: float, note: str) -> Provenance:
+        return Provenance("0123456789", "cmd", "cpu: X", "2.13.0", "d", 60.0 * minutes, note)
+
+    shared = describe_together(
+        {
+            "the regression": record(8, "run side by side: an upper bound"),
+            "the network": record(31, "run side by side: an upper bound"),
+        }
+    )
+    assert shared.count("upper bound") == 1
+    assert shared == (
+        "the regression on d at commit `0123456789` (cpu: X, torch 2.13.0) in 8 minutes of wall "
+        "time and the network on d at commit `0123456789` (cpu: X, torch 2.13.0) in 31 minutes "
+        "of wall time, both run side by side: an upper bound"
+    )  # fmt: skip
+    apart = describe_together({"a": record(2, "one"), "b": record(3, "two"), "c": record(4, "")})
+    assert apart.split("; ")[1::2] == ["one", "two"] and apart.count("; ") == 4
+    with pytest.raises(ValueError, match="at least one"):
+        describe_together({})
 
 
 def test_git_commit_is_dirty_for_code_but_not_for_stored_results(tmp_path):

@@ -51,6 +51,7 @@ from mirrorlib.experiments.deep_networks import runs as dn_runs
 from mirrorlib.potentials import potential as make_potential
 from mirrorlib.recovery import scan_geometry
 from mirrorlib.stats import delta_cdf
+from mirrorlib.words import and_list, count_of
 
 __all__ = [
     "BOOTSTRAP_GRID",
@@ -377,8 +378,14 @@ def glue_values(
         r = row(net, pot, analysis=analysis)
         return f"{r.p_read:.2f} ± {r.p_read_std:.2f}"
 
-    def of(selected: pd.Series, within: pd.Series) -> str:
-        return f"{int(selected.sum())} of {int(within.sum())}"
+    def runs_of(selected: pd.Series, network: pd.Series) -> str:
+        """``"all 10 runs of MLP-32 and 7 of the 10 runs of MLP-128"``: how many of each
+        network's runs (rows, with their ``network``) are ``selected``."""
+        return and_list([
+            f"{count_of(int((selected & (network == n)).sum()), int((network == n).sum()))} "
+            f"runs of {dn.network_name(n)}"
+            for n in nets
+        ])  # fmt: skip
 
     numbers: dict[str, object] = {
         "tn_cap": max_epochs,
@@ -396,21 +403,13 @@ def glue_values(
         coarse[(coarse["lr_factor"] == 1.0) & (coarse["analysis"] == "all weights")]
     )
     three = coarse_read[coarse_read["trained_potential"] == "3-norm"]
-    on = three["architecture"]
-    prose["tn_coarse"] = each(lambda n: of((on == n) & (three["p_read"] == 2.5), on == n))
+    prose["tn_coarse"] = runs_of(three["p_read"] == 2.5, three["architecture"])
     prose["tn_fine_3"] = each(lambda n: read(n, "3-norm"))
     prose["tn_fine_2"] = each(lambda n: read(n, "2-norm"))
     prose["tn_ne_ok"] = each(lambda n: f"{row(n, 'negative_entropy').seeds_correct:.0%}")
     boot = scans[scans["p_best"].notna() & (scans["p"] == 3.0)]
     apart = boot["indistinguishable"].astype(str) == "False"
-    on_net = {n: boot["architecture"] == n for n in nets}
-    prose["tn_boot"] = dn.and_list(
-        [
-            f"{dn.count_of(int((on_net[n] & apart).sum()), int(on_net[n].sum()))} runs of "
-            f"{dn.network_name(n)}"
-            for n in nets
-        ]
-    )
+    prose["tn_boot"] = runs_of(apart, boot["architecture"])
     prose["tn_nosign"] = each(lambda n: read(n, "3-norm", analysis="no sign change"))
     three_rows = summary[summary["trained_potential"] == "3-norm"]
     quantiles = three_rows[three_rows["analysis"].str.startswith("|w0|")]

@@ -36,9 +36,16 @@ import torch
 
 from mirrorlib.experiments import preset, requirement
 from mirrorlib.init import signed_lognormal_
-from mirrorlib.potentials import HyperbolicEntropy, NegativeEntropy, PNorm, potential
+from mirrorlib.potentials import (
+    HyperbolicEntropy,
+    NegativeEntropy,
+    PNorm,
+    potential,
+    potential_in_words,
+)
 from mirrorlib.recovery import MIN_WEIGHTS, scan_geometry, simulate_after
 from mirrorlib.stats import delta_cdf_floor, paired_verdict
+from mirrorlib.words import and_list, count_of
 
 __all__ = [
     "FIG3_COLUMNS",
@@ -623,17 +630,7 @@ def smallest_n(table: pd.DataFrame, criterion: str = "ruled_out", level: float =
 
 def _pair_words(true: str, neighbour: str) -> str:
     """``"the 3-norm against the 2.9-norm"``: a comparison in plain words (no TeX)."""
-    return f"the {true.replace('_', ' ')} against the {neighbour.replace('_', ' ')}"
-
-
-def _count_of(count: int, total: int) -> str:
-    """``"all 20"`` when ``count == total``, else ``"17 of the 20"``."""
-    return f"all {total}" if count == total else f"{count} of the {total}"
-
-
-def _and_join(parts: list[str]) -> str:
-    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
-    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return f"the {potential_in_words(true)} against the {potential_in_words(neighbour)}"
 
 
 def neighbour_summary(advantage: pd.DataFrame) -> dict[str, object]:
@@ -678,10 +675,10 @@ def neighbour_summary(advantage: pd.DataFrame) -> dict[str, object]:
         "positive": positive,
         "significant": significant,
         "unresolved": int((~resolved).sum()),
-        "positive_count": _count_of(positive, len(advantage)),
-        "significant_count": _count_of(significant, len(advantage)),
+        "positive_count": count_of(positive, len(advantage)),
+        "significant_count": count_of(significant, len(advantage)),
         "above_zero": "lies above zero"
-        + (f"; it does not for {_and_join(unresolved)}" if unresolved else ""),
+        + (f"; it does not for {and_list(unresolved)}" if unresolved else ""),
         "weakest": _pair_words(weakest_true, weakest_neighbour),
         "weakest_z_min": float(weakest.min()),
         "weakest_z_max": float(weakest.max()),

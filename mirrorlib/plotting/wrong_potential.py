@@ -25,6 +25,7 @@ from mirrorlib.plotting import (
     potential_color,
     potential_label,
 )
+from mirrorlib.potentials import potential_in_words
 
 __all__ = [
     "candidate_positions",
@@ -96,7 +97,7 @@ def plot_fig2_linear_regression(
             for _, n in cell.groupby("alpha")[["D", "N"]]:
                 n = n.groupby("D")["N"].first()
                 ax_r.plot(n.index, np.sqrt(2 * n / n.index), color="0.2", lw=0.9, ls=":")
-        ax_d.set_ylabel(r"$\Delta$CDF" if j else pot.replace("_", " ") + "\n" + r"$\Delta$CDF")
+        ax_d.set_ylabel(r"$\Delta$CDF" if j else potential_in_words(pot) + "\n" + r"$\Delta$CDF")
         ax_r.set_ylabel("relative change")
         if i == 0:
             heading = f"$p = {p:g}$ ({_CORR_LABELS.get(float(p), 'correlated')})"

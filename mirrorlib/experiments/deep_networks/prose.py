@@ -7,23 +7,11 @@ tables (stored or just run) and returns plain words, no TeX, for the chapter to 
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
 
 import pandas as pd
 
-
-def day_in_words(date: str) -> str:
-    """The day of a :class:`mirrorlib.stored.Provenance` date (``"2026-12-06 04:06 UTC"`` or
-    ``"2026-11-28"``) as a reader writes it: ``"6 December 2026"``."""
-    day = datetime.strptime(date[:10], "%Y-%m-%d")
-    return f"{day.day} {day:%B %Y}"
-
-
-def and_list(items: Collection[str]) -> str:
-    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
+from mirrorlib.potentials import potential_in_words
+from mirrorlib.words import and_list, count_of, number_in_words
 
 _NETWORK_NAMES = {
     "mnist-cnn": "the MNIST CNN",
@@ -43,12 +31,6 @@ def network_name(architecture: str) -> str:
     return f"{kind.upper()}-{width}" if kind in ("mlp", "rnn") and width.isdigit() else architecture
 
 
-def potential_name(potential: str) -> str:
-    """A potential id in words: ``"negative_entropy"`` -> ``"negative entropy"``; the
-    ``p``-norms keep their ids (``"3-norm"``)."""
-    return potential.replace("_", " ")
-
-
 def _label(architecture: str, objective: str) -> str:
     name = network_name(architecture)
     if objective == "supervised":
@@ -56,17 +38,13 @@ def _label(architecture: str, objective: str) -> str:
     return f"{name} (self-supervised)" if objective == "simsiam" else f"{name} ({objective})"
 
 
-def count_of(count: int, total: int) -> str:
-    """``"8 of the 11"``, or ``"all 11"`` when ``count == total``."""
-    return f"all {total}" if count == total else f"{count} of the {total}"
-
-
 def largest_weight_change(runs: pd.DataFrame, trained_potential: str) -> str:
     """Over the (network, objective) pairs trained with ``trained_potential`` in a run table
     (:data:`COLUMNS`), the one whose seeds changed the weights most, ``||w - w0|| / ||w0||``
     (the 2-norm candidate's ``relative_change``): its median over seeds and the range, three
-    significant digits (:func:`number_in_words`), ``"a median of 9.63 × 10³ over the 10 seeds
-    of MobileNetV2, from 0.152 to 2.82 × 10¹⁴"`` (a mean would be one seed's value)."""
+    significant digits (:func:`mirrorlib.words.number_in_words`), ``"a median of 9.63 × 10³
+    over the 10 seeds of MobileNetV2, from 0.152 to 2.82 × 10¹⁴"`` (a mean would be one seed's
+    value)."""
     rows = runs[(runs["trained_potential"] == trained_potential) & (runs["candidate"] == "2-norm")]
     per_pair = rows.groupby(["architecture", "objective"], sort=False)["relative_change"]
     (arch, objective), change = max(per_pair, key=lambda pair: pair[1].max())
@@ -75,32 +53,45 @@ def largest_weight_change(runs: pd.DataFrame, trained_potential: str) -> str:
             f"{number_in_words(change.max())}")  # fmt: skip
 
 
-_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def number_in_words(x: float) -> str:
-    """``x`` to three significant digits as a reader writes it: ``"0.0391"``, ``"152"``, and
-    from ``10^3`` or below ``10^-3`` in powers of ten, ``"9.62 × 10³"`` (no ``e+03``)."""
-    if x == 0 or 1e-3 <= abs(x) < 999.5:
-        return f"{x:.3g}"
-    mantissa, exponent = f"{x:.2e}".split("e")
-    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPTS)}"
-
-
 def seeds_listing(recovery: pd.DataFrame) -> str:
     """The seeds behind each row of a :func:`recovery_table`, per network (and objective, when
-    it is not ``supervised``): one count when every trained potential has it, else one per
-    trained potential, ``"MLP-32: 10; EfficientNet-Lite0: 2-norm 3, 3-norm 3,
-    negative entropy 5"``."""
-    parts = []
+    it is not ``supervised``): the networks whose trained potentials share a count grouped by
+    it, then one count per trained potential for the others, ``"10 each for MLP-32 and
+    MLP-128; EfficientNet-Lite0: 2-norm 3, 3-norm 3, negative entropy 5"``."""
+    shared: dict[int, list[str]] = {}
+    apart = []
     for (arch, objective), rows in recovery.groupby(["architecture", "objective"], sort=False):
         counts = rows.set_index("trained_potential")["n_seeds"]
         if counts.nunique() == 1:
-            parts.append(f"{_label(arch, objective)}: {counts.iloc[0]}")
+            shared.setdefault(int(counts.iloc[0]), []).append(_label(arch, objective))
         else:
-            each = ", ".join(f"{potential_name(pot)} {n}" for pot, n in counts.items())
-            parts.append(f"{_label(arch, objective)}: {each}")
-    return "; ".join(parts)
+            each = ", ".join(f"{potential_in_words(pot)} {n}" for pot, n in counts.items())
+            apart.append(f"{_label(arch, objective)}: {each}")
+    grouped = [
+        f"{n} for {names[0]}" if len(names) == 1 else f"{n} each for {and_list(names)}"
+        for n, names in shared.items()
+    ]
+    return "; ".join(grouped + apart)
+
+
+def retried_listing(runs: pd.DataFrame) -> str:
+    """The runs of a run table (:data:`COLUMNS`) repeated at a smaller learning rate than the
+    one chosen for their (network, objective, trained potential) (the largest rate among its
+    seeds, since a retry only lowers it), grouped by rate: ``"MobileNetV2 with the negative
+    entropy, seeds 2, 5 and 9: 0.1 instead of 1"``, or ``"none"``."""
+    keys = ["architecture", "objective", "trained_potential"]
+    each_run = runs.drop_duplicates([*keys, "seed"]).copy()
+    each_run["chosen"] = each_run.groupby(keys)["lr"].transform("max")
+    retried = each_run[each_run["lr"] < each_run["chosen"]]
+    parts = []
+    for (arch, objective, pot, lr, chosen), rows in retried.groupby(
+        [*keys, "lr", "chosen"], sort=False
+    ):
+        seeds = sorted(int(s) for s in rows["seed"])
+        which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {and_list(map(str, seeds))}"
+        parts.append(f"{_label(arch, objective)} with the {potential_in_words(pot)}, {which}: "
+                     f"{lr:g} instead of {chosen:g}")  # fmt: skip
+    return "; ".join(parts) or "none"
 
 
 def zero_weights_listing(runs: pd.DataFrame) -> str:
@@ -129,11 +120,11 @@ def misses_in_words(recovery: pd.DataFrame) -> str:
     labels = [_label(r.architecture, r.objective) for r in misses.itertuples()]
     if len(kinds) == 1:
         trained, read = kinds[0]
-        return (f"every miss is the same: the {potential_name(trained)} read as the "
-                f"{potential_name(read)}, on {and_list(labels)}")  # fmt: skip
+        return (f"every miss is the same: the {potential_in_words(trained)} read as the "
+                f"{potential_in_words(read)}, on {and_list(labels)}")  # fmt: skip
     return "the misses differ: " + "; ".join(
-        f"{label}: the {potential_name(r.trained_potential)} read as the "
-        f"{potential_name(r.recovered)}"
+        f"{label}: the {potential_in_words(r.trained_potential)} read as the "
+        f"{potential_in_words(r.recovered)}"
         for label, r in zip(labels, misses.itertuples(), strict=True)
     )
 
@@ -161,7 +152,7 @@ def three_norm_weight_change(recovery: pd.DataFrame) -> tuple[str, str]:
     :func:`recovery_table`, ``||w - w0|| / ||w0||``, the same units for every potential):
 
     - in how many (network, objective) pairs it exceeds the 2-norm's, ``"8 of the 11"``
-      (:func:`count_of`);
+      (:func:`mirrorlib.words.count_of`);
     - a sentence saying whether it sets the missed 3-norm pairs apart from those read
       correctly: their ranges overlap, or the misses are the larger or the smaller changes.
     """

@@ -30,7 +30,7 @@ from mirrorlib.experiments.dual_gaussian.settings import (
     random_problem,
 )
 from mirrorlib.experiments.linear_regression import delta_cdf_null, train_batched
-from mirrorlib.potentials import NegativeEntropy, Potential, potential
+from mirrorlib.potentials import NegativeEntropy, Potential, potential, potential_in_words
 from mirrorlib.projection import (
     bregman_projection,
     bregman_projection_scipy,
@@ -416,7 +416,7 @@ def departure_scales(build: GaussianDeparture, stored: GaussianDeparture) -> str
                 "neither scale resolves the order")  # fmt: skip
     if build.most is None:
         if stored.most is not None and build.leader != stored.most:
-            first, stored_first = build.leader.replace("_", " "), stored.most.replace("_", " ")
+            first, stored_first = potential_in_words(build.leader), potential_in_words(stored.most)
             return (
                 "this build's run leaves the order unresolved, and its point estimates put the "
                 f"{first} first, not the {stored_first}; at its smaller D and with fewer seeds it "
