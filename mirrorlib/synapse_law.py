@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import optimize, special
 
 from mirrorlib.potentials import HyperbolicEntropy, NegativeEntropy, PNorm, Potential, potential
@@ -63,6 +64,7 @@ from mirrorlib.recovery import InputError
 
 __all__ = [
     "FIT_COLUMNS",
+    "MIN_LOG_SPREAD",
     "MIN_VOLUMES",
     "N_DORKENWALD",
     "N_GRID",
@@ -100,7 +102,8 @@ N_DORKENWALD = 1960
 """Number of L2/3 pyramidal-to-pyramidal synapses in Dorkenwald et al.'s data set."""
 
 POTENTIALS = ("negative_entropy", "1.5-norm", "2-norm", "3-norm", "hypentropy")
-"""Candidate geometries; ``hypentropy`` has its scale ``beta`` fitted."""
+"""Candidate geometries of the book; ``hypentropy`` has its scale ``beta`` fitted. The model
+takes any name :func:`~mirrorlib.potentials.potential` reads (:func:`fit`)."""
 
 W0_MODELS = ("two_constants", "constant", "lognormal")
 """Laws of the starting weight ``w0`` (see the module docstring)."""
@@ -109,6 +112,10 @@ FIT_COLUMNS = ("dataset", "w0_model", "potential", "n_params", "log_likelihood",
 """Columns of :func:`fits_table`."""
 
 MIN_VOLUMES = 20
+"""Fewest values :func:`check_volumes` accepts."""
+MIN_LOG_SPREAD = 1e-6
+"""Smallest standard deviation of ``log w`` (a relative spread) :func:`fit` and
+:func:`fit_counts` accept: (near-)constant data have no law of sizes to fit."""
 _Z_MAX = 6.0
 N_GRID = 160
 """Bins of the log-normal convolution (Richardson-extrapolated with half as many)."""
@@ -136,25 +143,33 @@ def sample_published_fit(group: str = "all", n: int = N_DORKENWALD, seed: int = 
     return 10.0**log10_v
 
 
-def check_volumes(values, name: str = "volumes") -> np.ndarray:
-    """Validate positive measurements and return them as a float64 array.
-
-    Raises :class:`~mirrorlib.recovery.InputError` for non-numeric, missing (NaN), infinite,
-    zero or negative values (naming how many and the first positions), or fewer than
-    ``MIN_VOLUMES`` values.
-    """
+def _numeric(values: ArrayLike, name: str) -> np.ndarray:
+    """``values`` as a float64 array of the same shape; :class:`InputError` for non-numeric or
+    missing (NaN) values (positions in the flattened array)."""
     arr = np.asarray(values)
     if arr.dtype == object:
-        arr = pd.to_numeric(pd.Series(arr.reshape(-1)), errors="coerce").to_numpy()
+        coerced = pd.to_numeric(pd.Series(arr.reshape(-1)), errors="coerce").to_numpy()
+        arr = coerced.reshape(arr.shape)
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise InputError(f"{name} are not numeric (dtype {arr.dtype})")
-    arr = arr.astype(np.float64).reshape(-1)
+    arr = arr.astype(np.float64)
     missing = np.flatnonzero(np.isnan(arr))
     if missing.size:
         raise InputError(
             f"{name}: {missing.size} missing value(s) (positions {missing[:5].tolist()}); "
             "drop them or fill them in"
         )
+    return arr
+
+
+def check_volumes(values: ArrayLike, name: str = "volumes") -> np.ndarray:
+    """Validate positive measurements and return them as a float64 array.
+
+    Raises :class:`~mirrorlib.recovery.InputError` for non-numeric, missing (NaN), infinite,
+    zero or negative values (naming how many and the first positions), or fewer than
+    ``MIN_VOLUMES`` values.
+    """
+    arr = _numeric(values, name).reshape(-1)
     infinite = np.flatnonzero(~np.isfinite(arr))
     if infinite.size:
         raise InputError(f"{name}: {infinite.size} infinite value(s) (positions {infinite[:5]})")
@@ -209,7 +224,7 @@ def load_volumes_csv(path: str | Path, column: str | None = None) -> np.ndarray:
     return check_volumes(values.to_numpy(), f"{path.name}[{column}]")
 
 
-def check_counts(values, name: str = "counts") -> np.ndarray:
+def check_counts(values: ArrayLike, name: str = "counts") -> np.ndarray:
     """Validate synapse counts: integers >= 1 (float64 out); else :class:`InputError`."""
     arr = check_volumes(values, name)
     frac = np.flatnonzero(arr != np.round(arr))
@@ -218,25 +233,102 @@ def check_counts(values, name: str = "counts") -> np.ndarray:
     return arr
 
 
+def _check_spread(w: np.ndarray, name: str) -> None:
+    """:class:`InputError` when ``log w`` varies by less than :data:`MIN_LOG_SPREAD`."""
+    spread = float(np.std(np.log(w)))
+    if spread < MIN_LOG_SPREAD:
+        raise InputError(
+            f"{name} barely vary (standard deviation of log {name} = {spread:.3g}, below "
+            f"{MIN_LOG_SPREAD:g}): a law of sizes cannot be fitted to (near-)constant values"
+        )
+
+
 # ----------------------------------------------------------------------------- the model
 
+_FITTED_BETA = "hypentropy"
+_RAW_PARAMS = {
+    "constant": ("m", "log s"),
+    "two_constants": ("m1", "m2", "log s", "logit pi"),
+    "lognormal": ("a", "log b", "mu", "log s"),
+}
+"""Names of the raw parameter vector ``x`` of each law of ``w0`` (:class:`FitResult`)."""
+_COUNT_W0_MODELS = ("constant", "two_constants")
 
-def _n_shape(w0_model: str) -> int:
-    return {"constant": 2, "two_constants": 4, "lognormal": 4}[w0_model]
+
+def _resolve_potential(name: str | Potential) -> str:
+    """The name a model's potential is written with in result tables.
+
+    ``name`` is anything :func:`~mirrorlib.potentials.potential` reads (``"ne"``,
+    ``"2.5-norm"``, a :class:`~mirrorlib.potentials.Potential` ...); the result is
+    ``"negative_entropy"``, ``"<p>-norm"`` or ``"hypentropy"`` (hyperbolic entropy with its
+    scale ``beta`` fitted). A fixed ``beta`` is refused: the model fits it.
+    """
+    pot = potential(name)
+    if isinstance(pot, HyperbolicEntropy):
+        if isinstance(name, str) and name.strip().lower() == _FITTED_BETA:
+            return _FITTED_BETA
+        raise ValueError(
+            f"{name!r}: the law of synapse sizes fits hyperbolic entropy's scale beta; "
+            f"pass {_FITTED_BETA!r} (a fixed beta is not supported)"
+        )
+    if isinstance(pot, NegativeEntropy):
+        return pot.name
+    if isinstance(pot, PNorm):
+        short = f"{pot.p:g}"
+        return f"{short if float(short) == pot.p else repr(pot.p)}-norm"
+    raise ValueError(
+        f"the law of synapse sizes is defined for negative entropy, the p-norms and hyperbolic "
+        f"entropy, not {type(pot).__name__}"
+    )
 
 
-def n_free_params(potential_name: str, w0_model: str) -> int:
-    """Identifiable parameters of a model (see the module docstring)."""
-    if w0_model not in W0_MODELS:
-        raise ValueError(f"unknown w0 model {w0_model!r}; choose from {W0_MODELS}")
-    n = _n_shape(w0_model)
-    if w0_model == "lognormal" and potential_name == "negative_entropy":
+def _check_w0_model(w0_model: str, allowed: tuple[str, ...] = W0_MODELS) -> None:
+    if w0_model in allowed:
+        return
+    if allowed == _COUNT_W0_MODELS and w0_model in W0_MODELS:
+        raise ValueError(
+            f"counts are fitted with the {' or '.join(allowed)} law of w0, not {w0_model!r}"
+        )
+    raise ValueError(f"unknown w0 model {w0_model!r}; choose from {', '.join(allowed)}")
+
+
+def _raw_names(name: str, w0_model: str) -> tuple[str, ...]:
+    return _RAW_PARAMS[w0_model] + (("log beta",) if name == _FITTED_BETA else ())
+
+
+def _check_params(x: ArrayLike, name: str, w0_model: str) -> np.ndarray:
+    """The raw parameter vector ``x`` of the model ``(name, w0_model)`` as float64."""
+    x = np.asarray(x, dtype=np.float64)
+    names = _raw_names(name, w0_model)
+    if x.shape != (len(names),):
+        raise ValueError(
+            f"the model ({name}, {w0_model}) takes {len(names)} raw parameters "
+            f"({', '.join(names)}); got shape {x.shape}"
+        )
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"raw parameters of ({name}, {w0_model}) are not finite: {x.tolist()}")
+    return x
+
+
+def _check_n_starts(n_starts: int) -> None:
+    if not isinstance(n_starts, int | np.integer) or isinstance(n_starts, bool) or n_starts < 1:
+        raise ValueError(f"n_starts must be an integer >= 1, got {n_starts!r}")
+
+
+def n_free_params(potential_name: str | Potential, w0_model: str) -> int:
+    """Identifiable parameters of a model (see the module docstring): 2 (``constant``) or 4
+    (``two_constants``, ``lognormal``; 2 for negative entropy with ``lognormal``), plus
+    hyperbolic entropy's ``beta``. Unknown names raise ``ValueError``."""
+    name = _resolve_potential(potential_name)
+    _check_w0_model(w0_model)
+    n = len(_RAW_PARAMS[w0_model])
+    if w0_model == "lognormal" and name == "negative_entropy":
         n = 2
-    return n + (1 if potential_name == "hypentropy" else 0)
+    return n + (1 if name == _FITTED_BETA else 0)
 
 
 def _make_potential(name: str, x: np.ndarray) -> Potential:
-    if name == "hypentropy":
+    if name == _FITTED_BETA:
         return HyperbolicEntropy(float(np.exp(x[-1])))
     return potential(name)
 
@@ -343,17 +435,44 @@ def _theta_logpdf(theta, w0_model: str, pot: Potential, x: np.ndarray, n_grid: i
     return np.where(np.isfinite(extrapolated), extrapolated, fine), log_mass
 
 
-def log_density(w, potential_name: str, w0_model: str, x, n_grid: int | None = None) -> np.ndarray:
+def log_density(
+    w: ArrayLike,
+    potential_name: str | Potential,
+    w0_model: str,
+    x: ArrayLike,
+    n_grid: int | None = None,
+) -> np.ndarray:
     """``log p(w)`` of the model with raw parameter vector ``x`` (see :class:`FitResult`).
 
-    ``log p(w) = log f(phi'(w)) + log phi''(w) - log P(theta > theta_min)``; ``n_grid`` bins
-    for the log-normal convolution (:func:`_theta_lognormal`); by default the Richardson
-    extrapolation of 80 and 160 bins (error below about 0.01 per thousand points, at most
-    about 0.5 in the hardest case we checked against 3000 bins).
+    ``log p(w) = log f(phi'(w)) + log phi''(w) - log P(theta > theta_min)`` for ``w > 0``, and
+    ``-inf`` for ``w <= 0`` and ``w = inf``: the model is the law of positive, surviving
+    synapse sizes. ``w`` keeps its shape; NaN raises :class:`~mirrorlib.recovery.InputError`.
+    ``potential_name`` and ``w0_model`` as in :func:`fit`; ``x`` must have the length of the
+    model's raw vector. ``n_grid`` bins for the log-normal convolution
+    (:func:`_theta_lognormal`); by default the Richardson extrapolation of 80 and 160 bins
+    (error below about 0.01 per thousand points, at most about 0.5 in the hardest case we
+    checked against 3000 bins).
     """
-    w = np.asarray(w, dtype=np.float64)
-    x = np.asarray(x, dtype=np.float64)
-    pot = _make_potential(potential_name, x)
+    name = _resolve_potential(potential_name)
+    _check_w0_model(w0_model)
+    x = _check_params(x, name, w0_model)
+    if n_grid is not None and (not isinstance(n_grid, int | np.integer) or n_grid < 2):
+        raise ValueError(f"n_grid must be an integer >= 2, got {n_grid!r}")
+    w = _numeric(w, "w")
+    inside = (w > 0) & (w < math.inf)
+    if inside.all():
+        return _log_density(w, name, w0_model, x, n_grid)
+    out = np.full(w.shape, -math.inf)
+    if inside.any():
+        out[inside] = _log_density(w[inside], name, w0_model, x, n_grid)
+    return out
+
+
+def _log_density(
+    w: np.ndarray, name: str, w0_model: str, x: np.ndarray, n_grid: int | None = None
+) -> np.ndarray:
+    """:func:`log_density` for checked arguments and finite ``w > 0``."""
+    pot = _make_potential(name, x)
     theta = np.asarray(pot.to_dual(w), dtype=np.float64)
     logpdf, log_mass = _theta_logpdf(theta, w0_model, pot, x, n_grid)
     return logpdf + np.log(np.asarray(pot.hess_diag(w), dtype=np.float64)) - log_mass
@@ -368,7 +487,7 @@ def _theta_log_sf(t, w0_model: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarr
         means = [q["m1"], q["m2"]]
         logw = [math.log(max(q["pi"], 1e-300)), math.log(max(1 - q["pi"], 1e-300))]
     else:
-        raise ValueError("counts are fitted with the 'constant' and 'two_constants' w0 models")
+        _check_w0_model(w0_model, _COUNT_W0_MODELS)
     s = q["s"]
     log_sf = special.logsumexp(
         [lw + special.log_ndtr((m - t) / s) for m, lw in zip(means, logw, strict=True)], axis=0
@@ -379,17 +498,41 @@ def _theta_log_sf(t, w0_model: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return log_sf, log_cdf
 
 
-def count_log_likelihood(k, potential_name: str, w0_model: str, x, scale: float = 1.0) -> float:
+def count_log_likelihood(
+    k: ArrayLike,
+    potential_name: str | Potential,
+    w0_model: str,
+    x: ArrayLike,
+    scale: float = 1.0,
+) -> float:
     """Log-likelihood of integer counts ``k >= 1`` under a model of ``w`` (units of ``scale``).
 
     ``P(k) = P(k - 1/2 <= w < k + 1/2) / P(w >= 1/2)``; in the dual space, with
     ``theta = phi'(w / scale)`` increasing, ``P(k) = (S(t_lo) - S(t_hi)) / S(t_half)`` where
     ``S`` is the survival function of ``theta``. The truncation at ``theta_min`` cancels.
+    The model's counts are the integers ``>= 1``: a value outside them (0, a negative or
+    non-whole number, inf) has probability 0, so the log-likelihood is ``-inf``; NaN or
+    non-numeric values raise :class:`~mirrorlib.recovery.InputError`. ``w0_model`` is
+    ``constant`` or ``two_constants``; ``potential_name`` as in :func:`fit`.
     """
-    values, freq = np.unique(np.asarray(k, dtype=np.float64), return_counts=True)
+    name = _resolve_potential(potential_name)
+    _check_w0_model(w0_model, _COUNT_W0_MODELS)
+    x = _check_params(x, name, w0_model)
+    if not (isinstance(scale, int | float | np.number) and 0 < scale < math.inf):
+        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+    k = _numeric(k, "counts").reshape(-1)
+    if not np.all((k >= 1) & (k < math.inf) & (k == np.round(k))):
+        return -math.inf
+    return _count_log_likelihood(k, name, w0_model, x, scale)
+
+
+def _count_log_likelihood(
+    k: np.ndarray, name: str, w0_model: str, x: np.ndarray, scale: float
+) -> float:
+    """:func:`count_log_likelihood` for checked arguments and counts."""
+    values, freq = np.unique(k, return_counts=True)
     k = values  # each distinct count once, weighted by its frequency
-    x = np.asarray(x, dtype=np.float64)
-    pot = _make_potential(potential_name, x)
+    pot = _make_potential(name, x)
     t_lo = np.asarray(pot.to_dual((k - 0.5) / scale), dtype=np.float64)
     t_hi = np.asarray(pot.to_dual((k + 0.5) / scale), dtype=np.float64)
     sf_lo, cdf_lo = _theta_log_sf(t_lo, w0_model, x)
@@ -408,12 +551,15 @@ def count_log_likelihood(k, potential_name: str, w0_model: str, x, scale: float 
 
 @dataclass(frozen=True)
 class FitResult:
-    """One maximum-likelihood fit.
+    """One maximum-likelihood fit (from :func:`fit` or :func:`fit_counts`).
 
-    ``x`` is the raw parameter vector on the optimiser's scale, for volumes divided by
-    ``scale`` (their geometric mean): ``constant (m, log s)``, ``two_constants (m1, m2, log s,
-    logit pi)``, ``lognormal (a, log b, mu, log s)``, then ``log beta`` for hyperbolic entropy.
-    ``params`` holds the same in natural form (``a`` and ``beta`` in the data's units).
+    ``potential`` is the table name of the potential (``"negative_entropy"``, ``"<p>-norm"``,
+    ``"hypentropy"``); ``log_likelihood`` is the maximised ``L`` in the data's units, with
+    ``n_params`` free parameters (:func:`n_free_params`) and ``n`` values. ``x`` is the raw
+    parameter vector on the optimiser's scale, for volumes divided by ``scale`` (their
+    geometric mean): ``constant (m, log s)``, ``two_constants (m1, m2, log s, logit pi)``,
+    ``lognormal (a, log b, mu, log s)``, then ``log beta`` for hyperbolic entropy. ``params``
+    holds the same in natural form (``a`` and ``beta`` in the data's units).
     """
 
     dataset: str
@@ -428,15 +574,17 @@ class FitResult:
 
     @property
     def aic(self) -> float:
+        """Akaike's information criterion ``2 k - 2 L`` (``k = n_params``); lower is better."""
         return 2 * self.n_params - 2 * self.log_likelihood
 
     @property
     def bic(self) -> float:
+        """The Bayesian information criterion ``k ln n - 2 L``; lower is better."""
         return self.n_params * math.log(self.n) - 2 * self.log_likelihood
 
-    def log_density(self, w) -> np.ndarray:
-        """Fitted ``log p(w)`` in the data's units."""
-        w = np.asarray(w, dtype=np.float64)
+    def log_density(self, w: ArrayLike) -> np.ndarray:
+        """Fitted ``log p(w)`` in the data's units; ``-inf`` where ``w <= 0``."""
+        w = _numeric(w, "w")
         return log_density(w / self.scale, self.potential, self.w0_model, self.x) - math.log(
             self.scale
         )
@@ -542,23 +690,62 @@ def _safe(fn):
 
 
 def fit(
-    w, potential_name: str, w0_model: str = "two_constants", n_starts: int = 3, dataset: str = ""
+    w: ArrayLike,
+    potential_name: str | Potential,
+    w0_model: str = "two_constants",
+    n_starts: int = 3,
+    dataset: str = "",
 ) -> FitResult:
-    """Fit the model ``(potential_name, w0_model)`` to positive values ``w`` by maximum
-    likelihood (procedure in the module docstring)."""
+    """Fit the law of positive sizes ``w`` for one potential and one law of ``w0`` by maximum
+    likelihood.
+
+    The model (module docstring): ``phi'(w) = phi'(w0) + xi`` with ``xi ~ N(mu, s^2)``, so
+    ``p(w) = f(phi'(w)) phi''(w) / P(theta > theta_min)``, the law of the surviving
+    (positive) synapses, with ``f`` the density of ``theta = phi'(w0) + xi``.
+
+    - ``w``: at least :data:`MIN_VOLUMES` finite values ``> 0`` (:func:`check_volumes`) whose
+      ``log`` has a standard deviation of at least :data:`MIN_LOG_SPREAD`; else
+      :class:`~mirrorlib.recovery.InputError`.
+    - ``potential_name``: any name :func:`~mirrorlib.potentials.potential` reads, or a
+      :class:`~mirrorlib.potentials.Potential`: ``"negative_entropy"`` (``"ne"``),
+      ``"<p>-norm"`` for any ``p > 1`` (``"2-norm"``, ``"2.5-norm"``, ...), or ``"hypentropy"``,
+      hyperbolic entropy with its scale ``beta`` fitted (one more parameter); a fixed ``beta``
+      (``"hypentropy(beta=0.1)"``, a ``HyperbolicEntropy`` object) raises ``ValueError``.
+      The result names it as tables do: ``"negative_entropy"``, ``"2-norm"``, ``"hypentropy"``.
+    - ``w0_model``: one of :data:`W0_MODELS`: ``"two_constants"`` (the paper's),
+      ``"constant"`` or ``"lognormal"``.
+    - ``n_starts``: how many starting points the optimiser runs from, built from the data's
+      dual coordinates by :func:`_starts` (at most 2 for ``constant`` and 3 for the other laws
+      of ``w0``; three times as many for ``hypentropy``, whose ``beta`` starts at several
+      scales, except with ``lognormal``); the highest likelihood wins.
+    - ``dataset``: a label copied to the result's table rows.
+
+    Returns a :class:`FitResult`: the maximised log-likelihood ``L``, ``k = n_params`` and
+    ``n``, so ``aic = 2 k - 2 L`` and ``bic = k ln n - 2 L``; the parameters (``x``, ``params``)
+    and the fitted density (``log_density``).
+    """
+    name = _resolve_potential(potential_name)
+    _check_w0_model(w0_model)
+    _check_n_starts(n_starts)
     w = check_volumes(w)
-    if potential_name not in POTENTIALS and not potential_name.endswith("-norm"):
-        raise ValueError(f"unknown potential {potential_name!r}; choose from {POTENTIALS}")
+    _check_spread(w, "volumes")
+    return _fit(w, name, w0_model, n_starts, dataset)
+
+
+def _fit(
+    w: np.ndarray, potential_name: str, w0_model: str, n_starts: int, dataset: str
+) -> FitResult:
+    """:func:`fit` for checked arguments."""
     scale = float(np.exp(np.mean(np.log(w))))
     ws = w / scale
 
     def negll(x, n_grid=None):
-        return -float(np.sum(log_density(ws, potential_name, w0_model, x, n_grid)))
+        return -float(np.sum(_log_density(ws, potential_name, w0_model, x, n_grid)))
 
     if w0_model == "lognormal" and potential_name == "negative_entropy":
         # phi'(w0) + xi is Gaussian: the constant-w0 law, N(a + mu + 1, b^2 + s^2). Fit that
         # and split the variance evenly (only the sum is identifiable).
-        const = fit(w, potential_name, "constant", n_starts, dataset)
+        const = _fit(w, potential_name, "constant", n_starts, dataset)
         m, sd = const.x[0], math.exp(const.x[1])
         x = np.array([m - 1.0, math.log(sd / math.sqrt(2)), 0.0, math.log(sd / math.sqrt(2))])
     else:
@@ -571,7 +758,9 @@ def fit(
             sub = np.sort(ws)[np.linspace(0, ws.size - 1, n_sub).astype(int)]
 
             def coarse(x):
-                return -float(np.sum(log_density(sub, potential_name, w0_model, x, _N_GRID_COARSE)))
+                return -float(
+                    np.sum(_log_density(sub, potential_name, w0_model, x, _N_GRID_COARSE))
+                )
 
             x = _optimise(_safe(coarse), starts, bounds, False)
             x = _optimise(_safe(negll), [x], bounds, False, maxiter=30)
@@ -592,16 +781,42 @@ def fit(
 
 
 def fit_counts(
-    k, potential_name: str, w0_model: str = "constant", n_starts: int = 3, dataset: str = ""
+    k: ArrayLike,
+    potential_name: str | Potential,
+    w0_model: str = "constant",
+    n_starts: int = 3,
+    dataset: str = "",
 ) -> FitResult:
-    """Fit integer counts ``k >= 1`` with the discretised model (:func:`count_log_likelihood`)."""
+    """Fit synapse counts ``k`` by maximum likelihood with the discretised law of sizes.
+
+    The model is :func:`fit`'s law of ``w``, read at integers: a count ``k`` is
+    ``w in [k - 1/2, k + 1/2)`` given ``w >= 1/2`` (:func:`count_log_likelihood`), with ``w``
+    in units of the counts' geometric mean during the fit.
+
+    - ``k``: at least :data:`MIN_VOLUMES` whole numbers ``>= 1`` (:func:`check_counts`), not
+      all equal; else :class:`~mirrorlib.recovery.InputError`.
+    - ``potential_name``, ``n_starts``, ``dataset``: as in :func:`fit`.
+    - ``w0_model``: ``"constant"`` (default) or ``"two_constants"``; the log-normal law of
+      ``w0`` is not available for counts.
+
+    Returns a :class:`FitResult` (``aic = 2 k - 2 L``, ``bic = k ln n - 2 L``).
+    """
+    name = _resolve_potential(potential_name)
+    _check_w0_model(w0_model, _COUNT_W0_MODELS)
+    _check_n_starts(n_starts)
     k = check_counts(k)
-    if w0_model == "lognormal":
-        raise ValueError("counts are fitted with the 'constant' and 'two_constants' w0 models")
+    _check_spread(k, "counts")
+    return _fit_counts(k, name, w0_model, n_starts, dataset)
+
+
+def _fit_counts(
+    k: np.ndarray, potential_name: str, w0_model: str, n_starts: int, dataset: str
+) -> FitResult:
+    """:func:`fit_counts` for checked arguments."""
     scale = float(np.exp(np.mean(np.log(k))))
 
     def negll(x):
-        return -count_log_likelihood(k, potential_name, w0_model, x, scale)
+        return -_count_log_likelihood(k, potential_name, w0_model, x, scale)
 
     starts = _starts(k / scale, potential_name, w0_model, n_starts)
     x = _optimise(_safe(negll), starts, _bounds(potential_name, w0_model))
@@ -640,30 +855,31 @@ def params_table(results: list[FitResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def density_table(results: list[FitResult], w_grid) -> pd.DataFrame:
+def density_table(results: list[FitResult], w_grid: ArrayLike) -> pd.DataFrame:
     """Fitted densities on ``w_grid`` as densities of ``log10 w``: ``dataset, w0_model,
-    potential, log10_w, density`` (``p(log10 w) = p(w) w ln 10``)."""
-    w_grid = np.asarray(w_grid, dtype=np.float64)
+    potential, log10_w, density`` (``p(log10 w) = p(w) w ln 10``).
+
+    The density is 0 at grid points ``w <= 0`` (where ``log10_w`` is ``-inf`` or NaN); no
+    results give an empty table with these columns.
+    """
+    w_grid = _numeric(w_grid, "w_grid").reshape(-1)
+    positive = w_grid > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log10_w = np.log10(w_grid)
     frames = []
     for r in results:
-        dens = np.exp(r.log_density(w_grid)) * w_grid * math.log(10)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "dataset": r.dataset,
-                    "w0_model": r.w0_model,
-                    "potential": r.potential,
-                    "log10_w": np.log10(w_grid),
-                    "density": dens,
-                }
-            )
-        )
+        dens = np.where(positive, np.exp(r.log_density(w_grid)) * w_grid * math.log(10), 0.0)
+        frames.append(pd.DataFrame(_fit_row(r, log10_w=log10_w, density=dens)))
+    if not frames:
+        return pd.DataFrame(columns=["dataset", "w0_model", "potential", "log10_w", "density"])
     return pd.concat(frames, ignore_index=True)
 
 
 def count_pmf_table(results: list[FitResult], k_max: int) -> pd.DataFrame:
     """Fitted probabilities of the counts ``1..k_max`` (from :func:`fit_counts` results):
     ``dataset, w0_model, potential, k, probability``."""
+    if not isinstance(k_max, int | np.integer) or k_max < 1:
+        raise ValueError(f"k_max must be an integer >= 1, got {k_max!r}")
     rows = []
     for r in results:
         for k in range(1, k_max + 1):
@@ -684,10 +900,32 @@ def delta_aic(
     table: pd.DataFrame,
     dataset: str,
     w0_model: str = "two_constants",
-    worse: str = "2-norm",
-    better: str = "negative_entropy",
+    worse: str | Potential = "2-norm",
+    better: str | Potential = "negative_entropy",
 ) -> float:
-    """``AIC(worse) - AIC(better)`` in a :func:`fits_table` (positive: ``better`` wins)."""
-    sub = table[(table["dataset"] == dataset) & (table["w0_model"] == w0_model)]
-    aic = sub.set_index("potential")["aic"]
-    return float(aic[worse] - aic[better])
+    """``AIC(worse) - AIC(better)`` in a :func:`fits_table` (positive: ``better`` wins).
+
+    ``worse`` and ``better`` are potential names as :func:`fit` reads them (``"ne"`` finds
+    the ``negative_entropy`` row). A dataset, law of ``w0`` or fit missing from ``table``, or
+    a fit present twice, raises ``ValueError`` naming what the table holds.
+    """
+    names = [_resolve_potential(worse), _resolve_potential(better)]
+    datasets = table["dataset"].unique().tolist()
+    if dataset not in datasets:
+        raise ValueError(f"no fits of dataset {dataset!r} in the table; datasets: {datasets}")
+    of_dataset = table[table["dataset"] == dataset]
+    models = of_dataset["w0_model"].unique().tolist()
+    if w0_model not in models:
+        raise ValueError(
+            f"no fits of dataset {dataset!r} with w0 model {w0_model!r}; w0 models: {models}"
+        )
+    aic = of_dataset[of_dataset["w0_model"] == w0_model].set_index("potential")["aic"]
+    for name in names:
+        count = int(np.count_nonzero(aic.index == name))
+        if count != 1:
+            what = "no fit" if count == 0 else f"{count} fits"
+            raise ValueError(
+                f"{what} of {name} for dataset {dataset!r} with w0 model {w0_model!r}; "
+                f"potentials fitted: {', '.join(map(str, aic.index))}"
+            )
+    return float(aic[names[0]] - aic[names[1]])
