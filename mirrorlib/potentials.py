@@ -35,8 +35,11 @@ __all__ = [
 
 def _to_tensor(x) -> tuple[torch.Tensor, bool]:
     """Return ``(tensor, came_from_numpy)``; numpy arrays are shared, not copied, and Python
-    numbers count as numpy."""
+    numbers count as numpy. Integer and bool values become floats: numpy ones float64, torch
+    ones torch's default dtype (as ``torch.sqrt`` of an integer tensor does)."""
     if isinstance(x, torch.Tensor):
+        if not (x.is_floating_point() or x.is_complex()):
+            x = x.to(torch.get_default_dtype())
         return x, False
     arr = np.asarray(x)
     if not np.issubdtype(arr.dtype, np.floating):
@@ -46,7 +49,8 @@ def _to_tensor(x) -> tuple[torch.Tensor, bool]:
 
 def _array_api(n_arrays: int):
     """Let a method written for tensors take its first ``n_arrays`` arguments as numpy arrays or
-    Python numbers too; if any was numpy, the result is numpy."""
+    Python numbers too (integers read as floats, :func:`_to_tensor`); if any was numpy, the
+    result is numpy."""
 
     def decorate(method):
         @functools.wraps(method)
@@ -322,11 +326,15 @@ class HyperbolicEntropy(Potential):
 
 
 _PNORM = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*-?\s*norm\s*$")
+_NEGATIVE_ENTROPY_NAMES = ("negative_entropy", "ne", "negative-entropy", "eg")
 _HYPENTROPY = re.compile(r"^\s*hypentropy\s*(?:\(\s*(?:beta\s*=\s*)?([^)]*)\))?\s*$")
 
 
 def available_potentials() -> list[str]:
-    """Names :func:`potential` accepts (any ``p > 1`` works for ``"<p>-norm"``)."""
+    """A help text: one description per family of names :func:`potential` accepts, for error
+    messages and users. The entries are descriptions, not names to pass on (``"<p>-norm (any
+    p > 1, ...)"`` stands for ``"2-norm"``, ``"1.5-norm"``, ...); the names themselves are
+    listed in :func:`potential`'s docstring."""
     return [
         "negative_entropy",
         "ne",
@@ -349,30 +357,38 @@ def potential_in_words(name: str | Potential) -> str:
 
 
 def potential(name: str | Potential, beta: float | None = None) -> Potential:
-    """Return the potential called ``name``.
+    """Return the potential called ``name`` (case and surrounding spaces ignored).
 
-    ``"negative_entropy"`` (alias ``"ne"``), ``"<p>-norm"`` for any ``p > 1`` (``"2-norm"`` is
-    Euclidean), ``"hypentropy"`` with scale ``beta`` (argument, or ``"hypentropy(beta=0.1)"``).
-    A :class:`Potential` is returned unchanged. Unknown names raise ``ValueError``.
+    ``"negative_entropy"`` (aliases ``"ne"``, ``"negative-entropy"`` and ``"eg"``, for
+    exponentiated gradient), ``"<p>-norm"`` for any ``p > 1`` (``"2-norm"`` is Euclidean),
+    ``"hypentropy"`` with scale ``beta`` (``beta=`` argument, or ``"hypentropy(beta=0.1)"``;
+    1 when neither gives it). A :class:`Potential` is returned unchanged. Unknown names raise
+    ``ValueError``, and so does a ``beta`` argument for any other potential or one that
+    contradicts the potential's own beta.
     """
     if isinstance(name, Potential):
+        if beta is not None and not (isinstance(name, HyperbolicEntropy) and name.beta == beta):
+            raise ValueError(f"beta={beta!r} contradicts the potential {name.name}")
         return name
     if not isinstance(name, str):
         raise TypeError(f"a potential name must be a string, got {type(name).__name__}")
     key = name.strip().lower()
-    if key in ("negative_entropy", "ne", "negative-entropy", "eg"):
-        return NegativeEntropy()
-    match = _PNORM.match(key)
-    if match:
-        return PNorm(float(match.group(1)))
     match = _HYPENTROPY.match(key)
     if match:
         if match.group(1):
             try:
-                beta = float(match.group(1))
+                named = float(match.group(1))
             except ValueError:
                 raise ValueError(f"cannot read beta in potential name {name!r}") from None
+            if beta is not None and beta != named:
+                raise ValueError(f"beta={beta!r} contradicts the name {name!r}")
+            beta = named
         return HyperbolicEntropy(1.0 if beta is None else beta)
+    match = _PNORM.match(key)
+    if key in _NEGATIVE_ENTROPY_NAMES or match:
+        if beta is not None:
+            raise ValueError(f"beta={beta!r} is only for hyperbolic entropy, not {name!r}")
+        return PNorm(float(match.group(1))) if match else NegativeEntropy()
     raise ValueError(
         f"unknown potential {name!r}; valid names: " + "; ".join(available_potentials())
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -35,11 +36,17 @@ __all__ = [
     "paired_verdict",
     "paired_t_multiplier",
     "PAIRED_LEVEL",
+    "ROUNDING_ULPS",
     "MIN_SAMPLES",
 ]
 
 MIN_SAMPLES = 2
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
+def _is_integer(value) -> bool:
+    """True for Python and numpy integers (not bools, not floats such as ``3.0``)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _prepare(x, name: str = "x") -> np.ndarray | torch.Tensor:
@@ -162,6 +169,11 @@ def delta_cdf(x, centered: bool = False) -> float:
     everything after the sort is float64; float16, bfloat16 and integers are read as float64.
     Invariant to scaling ``x`` by any factor that keeps it finite.
     Raises ``ValueError`` for non-finite values, fewer than 2 values or zero variance.
+
+    Uncentred by default, as in the paper, while :func:`mirrorlib.scan_geometry` centres by
+    default: for the weights it scores, its ``delta_cdf`` column for a candidate is
+    ``delta_cdf(dual_change(w_before, w_after, candidate), centered=True)``, not this
+    function's default (a dual change with a non-zero mean usually scores higher uncentred).
     """
     flat = _prepare(x)
     if isinstance(flat, np.ndarray):
@@ -171,7 +183,12 @@ def delta_cdf(x, centered: bool = False) -> float:
 
 def delta_cdf_grid(x, centered: bool = False, n_points: int = 1000, lim: float = 5.0) -> float:
     """The paper's approximation: mean ``|F_n - Phi|`` on ``n_points`` points of ``[-lim, lim]``
-    times ``2 lim``. Kept as the reference the exact :func:`delta_cdf` is checked against."""
+    times ``2 lim`` (``lim > 0`` finite, ``n_points`` an integer >= 2; uncentred by default, as
+    :func:`delta_cdf`). Kept as the reference the exact :func:`delta_cdf` is checked against."""
+    if not _is_integer(n_points) or n_points < 2:
+        raise ValueError(f"n_points must be an integer >= 2, got {n_points!r}")
+    if not (isinstance(lim, numbers.Real) and math.isfinite(lim) and lim > 0):
+        raise ValueError(f"lim must be finite and > 0, got {lim!r}")
     flat = _prepare(x)
     flat = flat.cpu().numpy() if isinstance(flat, torch.Tensor) else flat
     z = np.sort(_standardise(flat, centered))
@@ -201,6 +218,10 @@ def _simulated_floor(n: int, centered: bool, seed: int) -> tuple[float, float]:
 def delta_cdf_floor(n: int, centered: bool = False, seed: int = 0, spread: bool = False):
     """Finite-sample floor: the expected Delta-CDF of ``n`` exact Gaussian samples.
 
+    ``n`` is an integer >= 2, ``seed`` (of the simulation) an integer >= 0. Uncentred by default
+    like :func:`delta_cdf`; the floor for :func:`mirrorlib.scan_geometry`'s default scores is
+    ``delta_cdf_floor(n, centered=True)``.
+
     Estimated by simulation (about 4e6 simulated values in all, at least 20 draws, scored many
     draws at a time; cached per process). Above ``n = 2e5`` the value at 2e5 is scaled by
     ``sqrt(2e5 / n)``: the floor falls like ``1/sqrt(n)`` with a constant that drifts down
@@ -213,8 +234,10 @@ def delta_cdf_floor(n: int, centered: bool = False, seed: int = 0, spread: bool 
     spread is infinite for ``n = 3`` (the mean is simulated, the spread returned as ``inf``).
     Centred, every ``n >= 2`` is finite (``n = 2`` always gives ``z = +-1/sqrt(2)``).
     """
-    if int(n) != n or n < MIN_SAMPLES:
+    if not _is_integer(n) or n < MIN_SAMPLES:
         raise ValueError(f"n must be an integer >= {MIN_SAMPLES}, got {n!r}")
+    if not _is_integer(seed) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     n = int(n)
     if not centered and n == 2:
         return (math.inf, math.inf) if spread else math.inf
@@ -231,15 +254,27 @@ def difference_verdict(
     standard_error: float,
     z: float = 2.0,
     words: tuple[str, str, str] = ("lower than", "higher than", "not distinguishable from"),
+    resolution: float = 0.0,
 ) -> str:
     """The word a verdict sentence may use for ``a - b = difference +- standard_error``:
     ``words[0]`` ("lower than") when ``difference + z se < 0``, ``words[1]`` ("higher than")
     when ``difference - z se > 0``, else ``words[2]`` ("not distinguishable from"). ``z = 2``
-    is about a 95 % interval."""
+    is about a 95 % interval; ``z >= 0``.
+
+    A standard error at or below ``resolution`` (0 by default, so a standard error of exactly
+    0 included) gives ``words[2]`` whatever the difference: an interval of zero width, or one
+    only as wide as rounding, is no evidence either way (:func:`paired_verdict` passes the
+    rounding level of its values)."""
     if not (math.isfinite(difference) and math.isfinite(standard_error) and standard_error >= 0):
         raise ValueError(
             f"need a finite difference and se >= 0, got {difference}, {standard_error}"
         )
+    if not (math.isfinite(z) and z >= 0):
+        raise ValueError(f"z must be finite and >= 0, got {z!r}")
+    if not (math.isfinite(resolution) and resolution >= 0):
+        raise ValueError(f"resolution must be finite and >= 0, got {resolution!r}")
+    if standard_error <= resolution:
+        return words[2]
     if difference + z * standard_error < 0:
         return words[0]
     if difference - z * standard_error > 0:
@@ -250,13 +285,17 @@ def difference_verdict(
 PAIRED_LEVEL = 0.95
 """The confidence of every paired verdict (:func:`paired_verdict`)."""
 
+ROUNDING_ULPS = 16
+"""Paired differences whose sample standard deviation is at most ``ROUNDING_ULPS`` machine
+epsilons times the largest ``|a_i|, |b_i|`` agree to rounding (:func:`paired_verdict`)."""
+
 
 def paired_t_multiplier(n_pairs: int, level: float = PAIRED_LEVEL) -> float:
     """``z``, the two-sided ``level`` quantile of Student's t with ``n_pairs - 1`` degrees of
     freedom: the paired t interval is ``mean +- z se`` (12.7 for 2 pairs, 4.3 for 3, 2.05 for
-    30 at 95 %)."""
-    if n_pairs < 2:
-        raise ValueError(f"need at least two pairs, got {n_pairs}")
+    30 at 95 %). ``n_pairs`` is an integer >= 2."""
+    if not _is_integer(n_pairs) or n_pairs < 2:
+        raise ValueError(f"need an integer count of at least two pairs, got {n_pairs!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     return float(student_t.ppf((1 + level) / 2, n_pairs - 1))
@@ -266,10 +305,30 @@ def paired_verdict(a, b, level: float = PAIRED_LEVEL) -> tuple[float, float, str
     """Compare paired values ``a_i`` and ``b_i`` (the same seeds): the mean of ``a - b``, its
     standard error ``se = sd / sqrt(n)`` and :func:`difference_verdict`'s word for them, with
     ``z`` = :func:`paired_t_multiplier` ``(n, level)`` (the paired t interval ``mean +- z
-    se``)."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    if d.ndim != 1 or d.size < 2 or not np.isfinite(d).all():
-        raise ValueError("need at least two finite pairs")
+    se``).
+
+    ``a`` and ``b`` are 1-D, of the same length ``n >= 2`` (one value of each per pair), and
+    finite. Differences that agree to rounding (``sd <= ROUNDING_ULPS eps max_i(|a_i|, |b_i|)``,
+    ``eps`` of float64) have no spread the data can measure: the t interval is degenerate (zero
+    width), and the word is then "not distinguishable from" whatever the mean, since equal
+    differences on ``n`` seeds say nothing about how much another seed's would differ. The
+    mean and standard error are still returned as computed, so a caller can state an exact,
+    constant difference in its own words.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(
+            f"a and b must be 1-D (one value per pair), got shapes {a.shape} and {b.shape}"
+        )
+    if a.size != b.size:
+        raise ValueError(f"a has {a.size} values and b has {b.size}: a pair needs one of each")
+    if a.size < 2:
+        raise ValueError(f"need at least two pairs, got {a.size}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("every paired value must be finite")
+    d = a - b
     z = paired_t_multiplier(d.size, level)
     mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))
-    return mean, se, difference_verdict(mean, se, z)
+    scale = max(float(np.abs(a).max()), float(np.abs(b).max()))
+    rounding = ROUNDING_ULPS * np.finfo(float).eps * scale / math.sqrt(d.size)
+    return mean, se, difference_verdict(mean, se, z, resolution=rounding)

@@ -224,3 +224,42 @@ def test_available_potentials_lists_names():
     names = mirrorlib.available_potentials()
     assert "negative_entropy" in names and "ne" in names
     assert any("norm" in n for n in names) and any("hypentropy" in n for n in names)
+
+
+@pytest.mark.parametrize("pot", POTENTIALS, ids=str)
+def test_integer_tensors_are_mapped_to_floats(pot):
+    """Audit 12 L10: the 2- and 3-norms returned integer tensors (3-norm dual of [1, 2] was
+    [1, 4]); numpy integers and the other potentials already gave floats."""
+    w = torch.tensor([1, 2, -3])
+    for out in (pot.phi(w), pot.to_dual(w), pot.from_dual(w, torch.sign(w)), pot.hess_diag(w)):
+        assert out.dtype == torch.get_default_dtype()
+    as_float = w.to(torch.get_default_dtype())
+    assert torch.equal(pot.to_dual(w), pot.to_dual(as_float))
+    assert torch.equal(pot.from_dual(w, torch.sign(w)), pot.from_dual(as_float, torch.sign(w)))
+
+
+@pytest.mark.parametrize(
+    "name, beta, message",
+    [
+        ("2-norm", 0.1, r"beta=0.1 is only for hyperbolic entropy, not '2-norm'"),
+        ("ne", 1.0, r"only for hyperbolic entropy"),
+        ("hypentropy(beta=0.5)", 0.1, r"beta=0.1 contradicts the name 'hypentropy\(beta=0.5\)'"),
+        (PNorm(3.0), 0.1, r"contradicts the potential 3-norm"),
+        (HyperbolicEntropy(0.5), 0.1, r"contradicts the potential hypentropy\(beta=0.5\)"),
+    ],
+)
+def test_potential_refuses_a_beta_it_would_ignore(name, beta, message):
+    """Audit 12 L4: potential('2-norm', beta=0.1) was the 2-norm, and the name's beta won."""
+    with pytest.raises(ValueError, match=message):
+        potential(name, beta=beta)
+
+
+def test_potential_takes_a_beta_that_agrees():
+    assert potential("hypentropy(beta=0.5)", beta=0.5) == HyperbolicEntropy(0.5)
+    assert potential(HyperbolicEntropy(0.5), beta=0.5) == HyperbolicEntropy(0.5)
+
+
+@pytest.mark.parametrize("alias", ["eg", "negative-entropy", " Negative_Entropy "])
+def test_documented_aliases_of_negative_entropy(alias):
+    assert potential(alias) == NegativeEntropy()
+    assert f'"{alias.strip().lower()}"' in potential.__doc__

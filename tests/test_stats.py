@@ -193,15 +193,16 @@ def test_difference_verdict_needs_the_interval_to_exclude_zero():
 def test_paired_verdict_uses_the_spread_of_the_differences():
     from mirrorlib.stats import paired_verdict
 
-    mean, se, word = paired_verdict([1.0, 2.0, 3.0], [0.9, 1.9, 2.9])
-    assert mean == pytest.approx(0.1) and se == pytest.approx(0.0, abs=1e-12)
+    # differences 0.1, 0.09, 0.11: se 0.0058, 4.3 se = 0.025 < 0.1
+    mean, se, word = paired_verdict([1.0, 2.0, 3.0], [0.9, 1.91, 2.89])
+    assert mean == pytest.approx(0.1) and se == pytest.approx(0.01 / math.sqrt(3))
     assert word == "higher than"
     assert paired_verdict([1.0, 2.0, 3.0], [1.5, 1.0, 3.4])[2] == "not distinguishable from"
     # two pairs, differences 1.0 and 1.2: mean 1.1, se 0.1, eleven standard errors from zero,
     # but with one degree of freedom the 95 % interval is 12.7 se wide: no verdict
     assert paired_verdict([2.0, 3.2], [1.0, 2.0])[2] == "not distinguishable from"
     assert paired_verdict([2.0, 3.2], [1.0, 2.0], level=0.9)[2] == "higher than"  # 6.3 se
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least two pairs, got 1"):
         paired_verdict([1.0], [2.0])
 
 
@@ -213,5 +214,113 @@ def test_paired_t_multiplier_is_the_student_t_quantile():
     assert paired_t_multiplier(3, level=0.9) == pytest.approx(2.920, abs=1e-3)
     with pytest.raises(ValueError, match="two pairs"):
         paired_t_multiplier(1)
+    assert paired_t_multiplier(np.int64(5)) == paired_t_multiplier(5)
+    for count in (2.5, 3.0, True, "3"):
+        with pytest.raises(ValueError, match="integer count"):
+            paired_t_multiplier(count)
     with pytest.raises(ValueError, match="level"):
         paired_t_multiplier(5, level=1.0)
+
+
+def test_paired_verdict_gives_no_verdict_when_the_differences_agree_to_rounding():
+    """Audit 12 H6: equal differences have no spread to measure, so the t interval has zero
+    width; "higher than" from them was decided by how rounding left the standard error."""
+    from mirrorlib.stats import paired_verdict
+
+    mean, se, word = paired_verdict([1.0, 2.0], [0.9, 1.9])  # se 5.6e-17 from rounding
+    assert mean == pytest.approx(0.1) and 0 < se < 1e-15
+    assert word == "not distinguishable from"
+    mean, se, word = paired_verdict([0.3, 0.7], [0.3 - 1e-12, 0.7 - 1e-12])  # se exactly 0
+    assert mean == pytest.approx(1e-12, rel=1e-3) and se == 0.0
+    assert word == "not distinguishable from"
+    assert paired_verdict([0.1 + 0.2, 0.3], [0.3, 0.3])[2] == "not distinguishable from"
+    assert paired_verdict([-1.0, -2.0, -3.0], [-0.5, -1.5, -2.5])[2] == "not distinguishable from"
+    # a spread well above rounding is measured: differences 1e-12 apart at values near 1
+    d = np.array([0.0, 1e-12, 2e-12])
+    assert paired_verdict(0.5 + d, 0.4 + 0 * d)[2] == "higher than"
+    assert paired_verdict(0.4 + 0 * d, 0.5 + d)[2] == "lower than"
+
+
+def test_paired_verdict_needs_one_value_of_each_per_pair():
+    """Audit 12 M11: lengths 3 and 1 were broadcast into three "pairs"."""
+    from mirrorlib.stats import paired_verdict
+
+    with pytest.raises(ValueError, match="a has 3 values and b has 1"):
+        paired_verdict([1.0, 2.0, 3.0], [0.0])
+    with pytest.raises(ValueError, match="a has 3 values and b has 2"):
+        paired_verdict([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"1-D .* shapes \(2, 2\) and \(4,\)"):
+        paired_verdict([[1.0, 2.0], [3.0, 4.0]], [1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(ValueError, match="finite"):
+        paired_verdict([1.0, np.nan], [1.0, 2.0])
+
+
+def test_difference_verdict_makes_no_claim_from_a_zero_width_interval():
+    from mirrorlib.stats import difference_verdict
+
+    assert difference_verdict(0.1, 0.0) == "not distinguishable from"
+    assert difference_verdict(-0.1, 0.0) == "not distinguishable from"
+    assert difference_verdict(0.1, 1e-3, resolution=1e-3) == "not distinguishable from"
+    assert difference_verdict(0.1, 1e-3, resolution=1e-4) == "higher than"
+    assert difference_verdict(0.1, 1e-3, z=0.0) == "higher than"
+    with pytest.raises(ValueError, match="z must be finite and >= 0"):
+        difference_verdict(0.1, 1.0, z=-2)  # was "lower than"
+    with pytest.raises(ValueError, match="z must be finite"):
+        difference_verdict(0.1, 1.0, z=math.nan)
+    with pytest.raises(ValueError, match="resolution"):
+        difference_verdict(0.1, 1.0, resolution=-1.0)
+
+
+@pytest.mark.parametrize(
+    "n, seed, message",
+    [
+        (100.0, 0, "n must be an integer"),
+        (math.nan, 0, "n must be an integer"),  # was int()'s "cannot convert float NaN"
+        (None, 0, "n must be an integer"),
+        (True, 0, "n must be an integer"),
+        (1, 0, "n must be an integer >= 2"),
+        (100, 1.5, "seed must be an integer >= 0"),  # was silently seed 1
+        (100, -1, "seed must be an integer >= 0"),
+        (100, None, "seed must be an integer >= 0"),
+    ],
+)
+def test_floor_refuses_a_count_or_seed_that_is_not_a_whole_number(n, seed, message):
+    """Audit 12 L5."""
+    with pytest.raises(ValueError, match=message):
+        delta_cdf_floor(n, seed=seed)
+
+
+def test_floor_takes_numpy_integers():
+    assert delta_cdf_floor(np.int64(1000), seed=np.int64(0)) == delta_cdf_floor(1000)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"lim": -1.0}, "lim must be finite and > 0"),  # was a negative distance
+        ({"lim": 0.0}, "lim must be finite and > 0"),
+        ({"lim": math.inf}, "lim must be finite and > 0"),
+        ({"n_points": 0}, "n_points must be an integer >= 2"),  # was NaN
+        ({"n_points": 1}, "n_points must be an integer >= 2"),
+        ({"n_points": 100.0}, "n_points must be an integer >= 2"),
+    ],
+)
+def test_grid_refuses_an_empty_or_negative_grid(kwargs, message):
+    """Audit 12 L8."""
+    x = np.random.default_rng(0).standard_normal(50)
+    with pytest.raises(ValueError, match=message):
+        delta_cdf_grid(x, **kwargs)
+
+
+def test_scan_geometry_scores_are_the_centred_statistic():
+    """Audit 12 M7: delta_cdf defaults to uncentred, scan_geometry to centred; the docstrings
+    say how to get scan_geometry's number from delta_cdf."""
+    from mirrorlib import dual_change, scan_geometry, simulate_after
+
+    rng = np.random.default_rng(0)
+    before = rng.lognormal(-1, 0.5, 4000)
+    after = simulate_after(before, "ne", 0.05, seed=2)
+    scan = scan_geometry(before, after, ["ne"], n_boot=0)
+    change = dual_change(before, after, "ne")
+    assert scan.delta_cdf[0] == delta_cdf(change, centered=True)
+    assert scan.delta_cdf[0] < 0.8 * delta_cdf(change)
