@@ -591,33 +591,36 @@ class FitResult:
 
 
 def _starts(w: np.ndarray, potential_name: str, w0_model: str, n_starts: int) -> list[np.ndarray]:
-    """Starting points from the data: moments / split means of ``theta = phi'(w)``."""
+    """Up to ``n_starts`` starting points per scale ``beta`` of the hyperbolic entropy (1, 0.1
+    and 10; one scale for the costly log-normal ``w0``), or per potential otherwise, from the
+    data: moments / split means of ``theta = phi'(w)``, with ``log beta`` appended."""
     betas = [1.0, 0.1, 10.0] if potential_name == "hypentropy" else [None]
     if potential_name == "hypentropy" and w0_model == "lognormal":
         betas = [0.3]  # one scale: each start of the convolution model is costly
     starts = []
     for beta in betas:
         tail = [math.log(beta)] if beta is not None else []
+        these = []
         pot = HyperbolicEntropy(beta) if beta is not None else potential(potential_name)
         theta = np.sort(np.asarray(pot.to_dual(w), dtype=np.float64))
         sd = float(theta.std()) or 1.0
         if w0_model == "constant":
-            starts.append([theta.mean(), math.log(sd)])
-            starts.append([np.median(theta), math.log(0.7 * sd)])
+            these.append([theta.mean(), math.log(sd)])
+            these.append([np.median(theta), math.log(0.7 * sd)])
         elif w0_model == "two_constants":
             for frac in (0.75, 0.5, 0.9):
                 cut = int(frac * theta.size)
                 lo, hi = theta[:cut], theta[cut:]
                 within = math.sqrt(0.5 * (lo.var() + hi.var())) or sd
-                starts.append([lo.mean(), hi.mean(), math.log(within), special.logit(frac)])
+                these.append([lo.mean(), hi.mean(), math.log(within), special.logit(frac)])
         else:
             logw = np.log(w)
             for spread, noise in ((0.8, 0.3), (0.3, 0.8), (0.95, 0.05)):
-                starts.append(
+                these.append(
                     [logw.mean(), math.log(spread * logw.std()), 0.0, math.log(noise * sd)]
                 )
-        starts = [np.array(s + tail, dtype=np.float64) for s in starts]
-    return starts[: max(n_starts, 1) * len(betas)]
+        starts += [np.array(s + tail, dtype=np.float64) for s in these[: max(n_starts, 1)]]
+    return starts
 
 
 def _bounds(potential_name: str, w0_model: str) -> list[tuple[float | None, float | None]]:
