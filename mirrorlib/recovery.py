@@ -39,7 +39,8 @@ DEFAULT_CANDIDATES: tuple[str, ...] = ("negative_entropy",) + tuple(
 MIN_WEIGHTS = 100  # changed weights; below this the finite-sample floor (>= 0.12) swamps them
 FLOOR_SPREADS = 4.0
 """The best Delta-CDF is read as a Gaussian dual change only up to the floor plus this many
-standard deviations of the Delta-CDF of Gaussian samples (exceeded by about 1 in 1000 of them)."""
+standard deviations of the Delta-CDF of Gaussian samples: exceeded by 0.1 to 0.2 % of them
+(measured on 5000 to 20000 draws of 100, 1000 and 5000 values)."""
 LARGE_WEIGHT_CHANGE = 0.5
 """``||w - w0|| / ||w0||`` above which the verdict says the change is not small: the Gaussian
 dual change is a prediction of the linearised (small-change) regime."""
@@ -419,10 +420,10 @@ def scan_geometry(
     :func:`min_resamples` are kept, ``indistinguishable`` is None (no claim is made).
     Resamples hold ``min(n, max_boot_size)`` weights (an integer >= 2).
 
-    The verdict names the best candidate only when its Delta-CDF is within
-    :data:`FLOOR_SPREADS` standard deviations of the finite-sample floor (Gaussian samples
-    exceed that about once in 1000); otherwise it says that no candidate makes the change
-    Gaussian and how many times the floor the best is. It also says when the weights changed
+    The verdict reads as a recovery (``best: NAME (...)``) only when the best Delta-CDF is
+    within :data:`FLOOR_SPREADS` standard deviations above the finite-sample floor (Gaussian
+    samples exceed that about once in 1000); otherwise it starts "no candidate makes the change
+    Gaussian" and says how many times the floor the best is. It also says when the weights changed
     by more than :data:`LARGE_WEIGHT_CHANGE` of their norm (``||w - w0|| / ||w0||``, which
     does not depend on units or candidates): outside the small-change regime of the theory.
 
