@@ -302,7 +302,7 @@ def test_count_calibration_recovers_p_without_selection():
     pairs = pd.DataFrame(
         {"before": np.tile([1, 1, 2, 3], 100), "after": np.tile([2, 4, 5, 9], 100)}
     )
-    cfg = sd.config("ci", calib_truths=("2-norm",), calib_reps=1, n_boot=10)
+    cfg = sd.config("ci", calib_truths=("2-norm",), calib_reps=1, n_boot=20)
     table = sd.run_count_calibration(pairs, cfg)
     assert set(table["data"]) == {"latent_all", "latent_kept", "counts_kept"}
     latent = table.set_index("data").loc["latent_all"]

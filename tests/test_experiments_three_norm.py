@@ -48,7 +48,7 @@ def test_a_dual_change_whose_spread_grows_with_w0_is_read_as_p_minus_the_slope(s
     spread = 0.02 * (np.abs(w0) / np.median(np.abs(w0))) ** slope * np.median(np.abs(w0)) ** 2
     w1 = _after(w0, "3-norm", spread)
     table, info = tn.analyse_weights(
-        _as_dict(w0), _as_dict(w1), "3-norm", tn._grid(2.0, 3.5), (0.1,), n_boot=10
+        _as_dict(w0), _as_dict(w1), "3-norm", tn._grid(2.0, 3.5), (0.1,), n_boot=20
     )
     best = tn.read_p(table.assign(architecture="x", trained_potential="3-norm", lr_factor=1.0,
                                   seed=0))  # fmt: skip
@@ -85,7 +85,7 @@ def _tiny(**overrides) -> tn.ThreeNormConfig:
     settings = dict(
         networks=("mlp-32",), potentials=("2-norm", "3-norm"), n_seeds=1,
         grid=(2.0, 2.5, 3.0), quantiles=(0.25,), lr_factors=(("3-norm", (0.5,)),), lr_seeds=1,
-        n_boot=5,
+        n_boot=20,
     )  # fmt: skip
     settings.update(overrides)
     return tn.ThreeNormConfig(sweep, **settings)

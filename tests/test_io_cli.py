@@ -246,11 +246,11 @@ def test_csv_load_and_recover_without_warnings(tmp_path, capsys):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        code, out, _ = run_recover(capsys, tmp_path / "b.csv", tmp_path / "a.csv", "--n-boot", "5")
+        code, out, _ = run_recover(capsys, tmp_path / "b.csv", tmp_path / "a.csv", "--n-boot", "20")
     assert code == 0 and "best: 2-norm" in out, _
     code, _, err = run_recover(capsys, tmp_path / "b.csv", tmp_path / "a.csv", "--candidates", "ne")
     assert code == 2 and err == [
-        "error: every candidate potential was excluded: 500 weight(s) are exactly zero "
+        "error: every candidate potential was excluded: 500 weight(s) went to or from exactly 0 "
         "(negative entropy keeps signs, 0 stays 0)"
     ]
 
@@ -302,7 +302,7 @@ def test_recover_weights_scaled_by_1e_300(tmp_path, pair, capsys):
     w0, w1 = pair
     np.save(tmp_path / "b.npy", w0 * 1e-300)
     np.save(tmp_path / "a.npy", w1 * 1e-300)
-    code, out, _ = run_recover(capsys, tmp_path / "b.npy", tmp_path / "a.npy", "--n-boot", "5")
+    code, out, _ = run_recover(capsys, tmp_path / "b.npy", tmp_path / "a.npy", "--n-boot", "20")
     assert code == 0 and "best: negative_entropy" in out
 
 
@@ -315,10 +315,38 @@ def test_recover_half_precision_checkpoints(tmp_path, pair, capsys, dtype):
             {"layer.weight": torch.from_numpy(w).to(dtype).reshape(40, 50)},
             tmp_path / f"{name}_sd.pt",
         )
-    code, out, _ = run_recover(capsys, tmp_path / "b.pt", tmp_path / "a.pt", "--n-boot", "5")
+    code, out, _ = run_recover(capsys, tmp_path / "b.pt", tmp_path / "a.pt", "--n-boot", "20")
     assert code == 0 and "best:" in out
-    code, out, _ = run_recover(capsys, tmp_path / "b_sd.pt", tmp_path / "a_sd.pt", "--n-boot", "5")
+    code, out, _ = run_recover(capsys, tmp_path / "b_sd.pt", tmp_path / "a_sd.pt", "--n-boot", "20")
     assert code == 0 and "best:" in out
+
+
+def test_recover_candidates_with_commas_before_the_files(tmp_path, pair, capsys):
+    """'--candidates ne 2-norm b.npy a.npy' swallowed the files; one word with '=' does not."""
+    w0, w1 = pair
+    np.save(tmp_path / "b.npy", w0)
+    np.save(tmp_path / "a.npy", w1)
+    code = main(["recover", "--candidates=ne,2-norm", str(tmp_path / "b.npy"),
+                 str(tmp_path / "a.npy"), "--json", "--n-boot", "0"])  # fmt: skip
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0 and [c["potential"] for c in payload["candidates"]] == [
+        "negative_entropy",
+        "2-norm",
+    ]
+    assert payload["n_zero_dropped"] == 0 and payload["frac_unchanged"] == 0.0
+    code, out, _ = run_recover(
+        capsys, tmp_path / "b.npy", tmp_path / "a.npy", "--candidates", "ne,1.5-norm", "3-norm"
+    )
+    assert code == 0 and all(name in out for name in ("negative_entropy", "1.5-norm", "3-norm"))
+
+
+def test_recover_too_few_resamples_exit_2(tmp_path, pair, capsys):
+    w0, w1 = pair
+    np.save(tmp_path / "b.npy", w0)
+    np.save(tmp_path / "a.npy", w1)
+    code, out, err = run_recover(capsys, tmp_path / "b.npy", tmp_path / "a.npy", "--n-boot", "1")
+    assert code == 2 and out == "" and len(err) == 1
+    assert "n_boot must be 0 (no bootstrap) or at least 20" in err[0]
 
 
 def test_recover_bad_seed_and_long_name(tmp_path, pair, capsys):

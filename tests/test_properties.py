@@ -246,7 +246,8 @@ def test_recover_on_malformed_files_exits_0_or_2_in_one_line(kind, data):
         after = damaged_after(data, kind, suffix, directory, w1, marker)
         files = sorted(directory.iterdir())
         out, err = io.StringIO(), io.StringIO()
-        args = ["recover", str(before), str(after), "--candidates", "ne", "2-norm", "--n-boot", "2"]
+        args = ["recover", str(before), str(after), "--candidates", "ne", "2-norm"]
+        args += ["--n-boot", "20"]
         with (
             contextlib.redirect_stdout(out),
             contextlib.redirect_stderr(err),

@@ -109,7 +109,7 @@ def config(scale: str = "paper", **overrides) -> ThreeNormConfig:
     elif scale == "ci":
         base = ThreeNormConfig(
             dn.config("ci"), networks=("mlp-32",), n_seeds=2, grid=_grid(2.0, 3.5),
-            quantiles=(0.1,), lr_factors=(("3-norm", (0.3,)),), lr_seeds=1, n_boot=10,
+            quantiles=(0.1,), lr_factors=(("3-norm", (0.3,)),), lr_seeds=1, n_boot=20,
         )  # fmt: skip
     else:
         raise ValueError(f"unknown scale {scale!r}; choose ci or paper")
