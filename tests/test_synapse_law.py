@@ -16,6 +16,7 @@ import mirrorlib
 from mirrorlib import synapse_law
 from mirrorlib.potentials import HyperbolicEntropy, potential
 from mirrorlib.recovery import InputError
+from mirrorlib.synapse_law.model import _starts
 
 
 def test_fit_a_published_fit_sample_directly(tmp_path):
@@ -241,7 +242,7 @@ def test_a_fixed_hypentropy_scale_is_refused(name):
 @pytest.mark.parametrize("w0_model, per_scale", [("constant", 2), ("two_constants", 3)])
 def test_hypentropy_starts_at_each_scale_of_beta(w0_model, per_scale):
     v = synapse_law.sample_published_fit("all", 300, seed=0)
-    starts = synapse_law._starts(v, "hypentropy", w0_model, 3)
+    starts = _starts(v, "hypentropy", w0_model, 3)
     betas = [round(float(np.exp(s[-1])), 6) for s in starts]
     assert betas == [1.0] * per_scale + [0.1] * per_scale + [10.0] * per_scale
     # each scale's starts are its own dual moments, not another scale's shifted
@@ -249,4 +250,4 @@ def test_hypentropy_starts_at_each_scale_of_beta(w0_model, per_scale):
     assert starts[per_scale][0] == pytest.approx(
         dual.mean() if w0_model == "constant" else np.sort(dual)[: int(0.75 * dual.size)].mean()
     )
-    assert len(synapse_law._starts(v, "hypentropy", w0_model, 1)) == 3
+    assert len(_starts(v, "hypentropy", w0_model, 1)) == 3
