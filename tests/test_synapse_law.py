@@ -16,7 +16,7 @@ import mirrorlib
 from mirrorlib import synapse_law
 from mirrorlib.potentials import HyperbolicEntropy, potential
 from mirrorlib.recovery import InputError
-from mirrorlib.synapse_law.model import _starts
+from mirrorlib.synapse_law.fitting import _starts
 
 
 def test_fit_a_published_fit_sample_directly(tmp_path):

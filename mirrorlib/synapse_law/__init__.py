@@ -1,11 +1,16 @@
 """The law of synapse sizes after learning: the model, its likelihood and maximum-likelihood fits.
 
 A user with their own measurements (spine volumes, synapse counts or any positive weights) needs
-only this module: read them with :func:`load_volumes_csv` (or check an array with
+only this package: read them with :func:`load_volumes_csv` (or check an array with
 :func:`check_volumes` / :func:`check_counts`), fit each candidate with :func:`fit` (or
 :func:`fit_counts` for integer counts) and compare the fits with :func:`fits_table` and
 :func:`delta_aic`. The experiments of ``book/synapse_data.md`` build on it
 (:mod:`mirrorlib.experiments.synapse_data`).
+
+The package has one module per idea, and every public name is imported here: :mod:`.data`
+(samples from the published fit; checks and the CSV reader of measurements), :mod:`.model` (the
+density and the count likelihood), :mod:`.fitting` (maximum likelihood, :class:`FitResult`) and
+:mod:`.tables` (tables of fits, parameters, densities and count probabilities; :func:`delta_aic`).
 
 **The model (paper Fig 5).** A weight after learning is
 ``w = (phi')^{-1}(phi'(w0) + xi)``, ``xi ~ N(mu, s^2)``, for a potential ``phi`` and a law of
@@ -37,42 +42,48 @@ Hyperbolic entropy's scale ``beta`` is fitted too (one more parameter).
 
 **Fitting.** Maximum likelihood: ``scipy.optimize.minimize`` (L-BFGS-B, numerical gradients,
 box bounds on the log-scales) from several starting points built from the data's dual
-coordinates (:func:`_starts`), then a Nelder-Mead polish of the best; the highest likelihood
-wins. Volumes are divided by their geometric mean first (every model family is closed under
-rescaling; the Jacobian is added back). The log-normal convolution is computed exactly for a
-piecewise-linear ``phi'(w0(z))`` on a grid of ``z = (log w0 - a)/b`` (:func:`_theta_lognormal`),
-accurate both when ``s`` is small and when it is large.
+coordinates (:func:`fitting._starts`), then a Nelder-Mead polish of the best; the highest
+likelihood wins. Volumes are divided by their geometric mean first (every model family is closed
+under rescaling; the Jacobian is added back). The log-normal convolution is computed exactly for
+a piecewise-linear ``phi'(w0(z))`` on a grid of ``z = (log w0 - a)/b``
+(:func:`model._theta_lognormal`), accurate both when ``s`` is small and when it is large.
 
 **Counts.** Synapse counts are integers: a count ``k >= 1`` is read as ``w in [k - 1/2,
 k + 1/2)``, and the likelihood is the probability of that interval given ``w >= 1/2``
 (:func:`count_log_likelihood`).
 """
 
-from mirrorlib.synapse_law.model import (
-    FIT_COLUMNS,
+from mirrorlib.synapse_law.data import (
     MIN_LOG_SPREAD,
     MIN_VOLUMES,
     N_DORKENWALD,
-    N_GRID,
-    POTENTIALS,
     PUBLISHED_FITS,
-    SEARCH_POINTS,
-    W0_MODELS,
-    FitResult,
     check_counts,
     check_volumes,
+    load_volumes_csv,
+    sample_published_fit,
+)
+from mirrorlib.synapse_law.fitting import (
+    SEARCH_POINTS,
+    FitResult,
+    fit,
+    fit_counts,
+)
+from mirrorlib.synapse_law.model import (
+    N_GRID,
+    POTENTIALS,
+    W0_MODELS,
     count_log_likelihood,
+    log_density,
+    n_free_params,
+)
+from mirrorlib.synapse_law.tables import (
+    FIT_COLUMNS,
     count_pmf_table,
     delta_aic,
     density_table,
-    fit,
-    fit_counts,
     fits_table,
-    load_volumes_csv,
-    log_density,
-    n_free_params,
     params_table,
-    sample_published_fit,
 )
 
 __all__ = [
