@@ -112,16 +112,6 @@ def _dual_floor(pot: Potential) -> float:
     return -math.inf if isinstance(pot, NegativeEntropy) else float(pot.to_dual(np.float64(0.0)))
 
 
-def _log_ndtr_diff(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """``log(Phi(hi) - Phi(lo))`` for ``hi >= lo``, accurate in both tails."""
-    upper = np.minimum(hi, lo) > 0  # both in the upper tail: use the survival function
-    a = np.where(upper, -lo, hi)
-    b = np.where(upper, -hi, lo)
-    la, lb = special.log_ndtr(a), special.log_ndtr(b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return la + np.log1p(-np.exp(np.minimum(lb - la, 0.0)))
-
-
 def _theta_gauss_mix(theta, means, s, logw, floor):
     """Log-density of a Gaussian mixture with common ``s`` and its log mass above ``floor``."""
     comps = [lw - 0.5 * ((theta - m) / s) ** 2 for m, lw in zip(means, logw, strict=True)]
