@@ -149,7 +149,7 @@ def test_glue_values_quote_the_stored_reruns():
     nets = [dn.network_name(n) for n in ids]
     # one entry per network in every sentence, in the order of the runs, named as in the prose
     for key, text in prose.items():
-        if key in ("tn_boot", "tn_coarse"):  # "all 10 runs of MLP-32 and 9 of the 10 runs of ..."
+        if key in ("tn_boot", "tn_coarse", "tn_ne_ok"):  # "all 10 runs of MLP-32 and ..."
             assert [part.rsplit(" of ", 1)[1] for part in text.split(" and ")] == nets
         elif key != "tn_verdict_lr":
             assert [part.split(":")[0] for part in text.split("; ")] == nets, key

@@ -406,7 +406,11 @@ def glue_values(
     prose["tn_coarse"] = runs_of(three["p_read"] == 2.5, three["architecture"])
     prose["tn_fine_3"] = each(lambda n: read(n, "3-norm"))
     prose["tn_fine_2"] = each(lambda n: read(n, "2-norm"))
-    prose["tn_ne_ok"] = each(lambda n: f"{row(n, 'negative_entropy').seeds_correct:.0%}")
+    ne_rows = [row(n, "negative_entropy") for n in nets]
+    prose["tn_ne_ok"] = and_list([
+        f"{count_of(round(r.seeds_correct * r.seeds), r.seeds)} seeds of {dn.network_name(n)}"
+        for n, r in zip(nets, ne_rows, strict=True)
+    ])  # fmt: skip
     boot = scans[scans["p_best"].notna() & (scans["p"] == 3.0)]
     apart = boot["indistinguishable"].astype(str) == "False"
     prose["tn_boot"] = runs_of(apart, boot["architecture"])
