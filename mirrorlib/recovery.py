@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 DEFAULT_CANDIDATES: tuple[str, ...] = ("negative_entropy",) + tuple(
-    f"{p / 10:.1f}-norm" for p in range(11, 31)
+    f"{p / 10:g}-norm" for p in range(11, 31)
 )
 MIN_WEIGHTS = 100  # changed weights; below this the finite-sample floor (>= 0.12) swamps them
 FLOOR_SPREADS = 4.0

@@ -114,7 +114,7 @@ def main(args: argparse.Namespace) -> int:
         }
         print(json.dumps(payload, indent=2))
         return 0
-    shown = table.drop(columns=["excluded"]).rename(columns={"indistinguishable": "plausible"})
+    shown = table.drop(columns=["excluded"])
     shown["p"] = shown["p"].map(lambda p: "-" if math.isnan(p) else f"{p:g}")
     print(f"{table.attrs['n_weights']} weights; finite-sample floor {table.attrs['floor']:.4f}")
     print(shown.to_string(index=False, float_format=lambda x: f"{x:.4f}", na_rep="-"))
