@@ -9,10 +9,19 @@ import sys
 __all__ = ["main"]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr and exit status 2, as the
+    commands' own errors are (argparse prints the whole usage first); its subcommands'
+    parsers are of the same class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from mirrorlib import __version__, book, recovery_cli
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m mirrorlib",
         description="mirrorlib: synaptic geometry, mirror descent and geometry recovery.",
     )

@@ -99,7 +99,9 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     from mirrorlib.book import BookError
 
     if not isinstance(args, argparse.Namespace):
-        parser = argparse.ArgumentParser(prog="python -m mirrorlib finetune")
+        from mirrorlib.cli import OneLineParser
+
+        parser = OneLineParser(prog="python -m mirrorlib finetune")
         add_arguments(parser)
         args = parser.parse_args(args)
     try:

@@ -375,3 +375,23 @@ def test_recover_refuses_a_fifo_without_blocking(tmp_path, pair):
     )
     assert result.returncode == 2 and "not a regular file" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["recover", "b.npy", "a.npy", "--n-boot", "abc"],
+        ["recover"],
+        ["nonsense"],
+        ["finetune", "--seeds", "x"],
+        ["book", "--scale", "huge"],
+    ],
+)
+def test_usage_errors_are_one_line_on_stderr(argv, capsys):
+    from mirrorlib.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and "error: " in err and "--help)" in err
