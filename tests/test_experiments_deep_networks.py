@@ -219,8 +219,13 @@ def test_figures_draw_from_the_table(sweep):
     _, _, table = sweep
     ax = plots.plot_delta_cdf_vs_size(table)
     assert len(ax.lines) >= 1
+    names = {dn.network_name(a).removeprefix("the ") for a in table["architecture"]}
+    legend = {t.get_text() for t in ax.figure.legends[0].get_texts()}
+    assert names <= legend and not legend & set(table["architecture"]) - names
     axes = plots.plot_candidate_scan(table)
     assert axes.size >= 1 and len(axes.flat[0].lines) >= 3
+    titles = {a.get_title().split("\n")[0] for a in axes.flat}
+    assert titles == names
 
 
 def test_a_sweep_folder_refuses_runs_of_other_settings(sweep):
@@ -559,6 +564,28 @@ def test_retried_listing_groups_the_seeds_repeated_at_one_rate():
         "MobileNetV2 with the negative entropy, seed 2: 0.1 instead of 1"
     )
     assert dn.retried_listing(runs[runs["trained_potential"] == "2-norm"]) == "none"
+
+
+def test_capped_listing_groups_the_seeds_stopped_at_the_cap():
+    runs = pd.DataFrame({
+        "architecture": "efficientnet_lite0", "objective": "supervised",
+        "trained_potential": ["negative_entropy"] * 4 + ["2-norm"] * 2,
+        "seed": [1, 1, 5, 7, 0, 3], "epochs": [150, 150, 150, 150, 60, 150],
+        "train_accuracy": [0.999452, 0.999452, 0.999452, 1.0, 1.0, 0.998],
+    })  # fmt: skip
+    assert dn.capped_listing(runs) == (
+        "2-norm, seed 3, at 99.80%; negative entropy, seeds 1 and 5, at 99.95%: "
+        "stopped at the cap of 150 epochs"
+    )
+    assert dn.capped_listing(runs[runs["trained_potential"] == "negative_entropy"]) == (
+        "negative entropy, seeds 1 and 5, stopped at the cap of 150 epochs at 99.95%"
+    )
+    two = pd.concat([runs, runs.assign(architecture="mlp-32")])
+    assert dn.capped_listing(two[two["seed"] == 3]) == (
+        "EfficientNet-Lite0 with the 2-norm, seed 3, at 99.80%; MLP-32 with the 2-norm, "
+        "seed 3, at 99.80%: stopped at the cap of 150 epochs"
+    )
+    assert dn.capped_listing(runs[runs["train_accuracy"] == 1]) == "none"
 
 
 def test_zero_weights_listing_adds_the_dropped_weights_back():

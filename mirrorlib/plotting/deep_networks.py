@@ -13,6 +13,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
+from mirrorlib.experiments.deep_networks.prose import network_name
 from mirrorlib.plotting import (
     PAGE_WIDTH,
     by_potential,
@@ -27,6 +28,12 @@ __all__ = ["plot_delta_cdf_vs_size", "plot_candidate_scan", "plot_running_statis
 _CANDIDATE_X = {"negative_entropy": 1.0, "1.5-norm": 1.5, "2-norm": 2.0, "2.5-norm": 2.5}
 _CANDIDATE_X["3-norm"] = 3.0
 _MIN_TO_MAX = ("pi", 100)
+
+
+def _network_label(architecture: str) -> str:
+    """A network's name for a legend or a panel title: the prose name without its article
+    ("small ResNet", "MLP-32")."""
+    return network_name(architecture).removeprefix("the ")
 
 
 def _trained_with(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -45,7 +52,7 @@ def plot_delta_cdf_vs_size(
     ax: Axes | None = None,
 ) -> Axes:
     """Fig 4 (a): the Delta-CDF (``column``) of the trained potential's dual change against the
-    number of analysed weights; one marker per architecture, one colour per trained potential
+    number of analysed weights; one marker per network, one colour per trained potential
     (mean over seeds, bars: min to max; potentials nudged apart along x). Grey dashed: the
     finite-sample floor."""
     if ax is None:
@@ -55,13 +62,16 @@ def plot_delta_cdf_vs_size(
     ]
     pots = list(dict.fromkeys(own["trained_potential"]))
     nudge = dict(zip(pots, 10 ** np.linspace(-0.04, 0.04, len(pots)), strict=True))
-    own = own.assign(D=own["n_weights"] * own["trained_potential"].map(nudge))
+    own = own.assign(
+        D=own["n_weights"] * own["trained_potential"].map(nudge),
+        network=own["architecture"].map(_network_label),
+    )
     data, hue = _trained_with(own.sort_values("n_weights"))
     sns.lineplot(
         data,
         x="D",
         y=column,
-        style="architecture",
+        style="network",
         markers=True,
         dashes=False,
         estimator="mean",
@@ -92,7 +102,8 @@ def plot_candidate_scan(
         raise ValueError(f"no runs with objective {objective!r} in the table")
     sub = sub.sort_values("n_weights").assign(
         network=lambda t: [
-            f"{a}\n$D$ = {n:,}" for a, n in zip(t["architecture"], t["n_weights"], strict=True)
+            f"{_network_label(a)}\n$D$ = {n:,}"
+            for a, n in zip(t["architecture"], t["n_weights"], strict=True)
         ],
         x=lambda t: t["candidate"].map(_CANDIDATE_X),
     )

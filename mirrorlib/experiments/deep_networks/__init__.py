@@ -42,6 +42,7 @@ from mirrorlib.experiments.deep_networks.batch_norm import (
     running_statistics_lag,
 )
 from mirrorlib.experiments.deep_networks.prose import (
+    capped_listing,
     largest_weight_change,
     misses_in_words,
     network_name,
@@ -95,6 +96,7 @@ __all__ = [
     "network_name",
     "not_rerun",
     "retried_listing",
+    "capped_listing",
     "seeds_listing",
     "three_norm_weight_change",
     "zero_weights_listing",

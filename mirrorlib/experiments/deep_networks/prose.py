@@ -74,6 +74,12 @@ def seeds_listing(recovery: pd.DataFrame) -> str:
     return "; ".join(grouped + apart)
 
 
+def _seeds_in_words(seeds: Collection[int]) -> str:
+    """``"seed 2"`` or ``"seeds 2, 5 and 9"``, in increasing order."""
+    seeds = sorted(int(s) for s in seeds)
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {and_list(map(str, seeds))}"
+
+
 def retried_listing(runs: pd.DataFrame) -> str:
     """The runs of a run table (:data:`COLUMNS`) repeated at a smaller learning rate than the
     one chosen for their (network, objective, trained potential) (the largest rate among its
@@ -87,11 +93,41 @@ def retried_listing(runs: pd.DataFrame) -> str:
     for (arch, objective, pot, lr, chosen), rows in retried.groupby(
         [*keys, "lr", "chosen"], sort=False
     ):
-        seeds = sorted(int(s) for s in rows["seed"])
-        which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {and_list(map(str, seeds))}"
+        which = _seeds_in_words(rows["seed"])
         parts.append(f"{_label(arch, objective)} with the {potential_in_words(pot)}, {which}: "
                      f"{lr:g} instead of {chosen:g}")  # fmt: skip
     return "; ".join(parts) or "none"
+
+
+def capped_listing(runs: pd.DataFrame) -> str:
+    """The supervised runs of a run table (:data:`COLUMNS`) that stopped at the cap on epochs
+    short of 100 % training accuracy, grouped by trained potential and accuracy (and network,
+    when the table holds several): ``"negative entropy, seeds 1 and 5, stopped at the cap of
+    150 epochs at 99.95%"``; several groups share one cap at the end (``"...; ...: stopped at
+    the cap of 150 epochs"``); ``"none"`` when every run reached 100 %."""
+    each_run = runs.drop_duplicates(["architecture", "objective", "trained_potential", "seed"])
+    capped = each_run[(each_run["objective"] == "supervised") & (each_run["train_accuracy"] < 1)]
+    several = runs["architecture"].nunique() > 1
+    capped = capped.assign(accuracy=[f"{a:.2%}" for a in capped["train_accuracy"]])
+    keys = ["epochs", "architecture", "objective", "trained_potential", "accuracy"]
+    groups = []
+    for (cap, arch, objective, pot, accuracy), rows in capped.groupby(keys):
+        which = _seeds_in_words(rows["seed"])
+        name = potential_in_words(pot)
+        who = f"{_label(arch, objective)} with the {name}" if several else name
+        groups.append((int(cap), f"{who}, {which}", accuracy))
+    caps = {cap for cap, _, _ in groups}
+    if len(caps) != 1 or len(groups) == 1:
+        return (
+            "; ".join(
+                f"{who}, stopped at the cap of {cap} epochs at {accuracy}"
+                for cap, who, accuracy in groups
+            )
+            or "none"
+        )
+    return "; ".join(f"{who}, at {accuracy}" for _, who, accuracy in groups) + (
+        f": stopped at the cap of {caps.pop()} epochs"
+    )
 
 
 def zero_weights_listing(runs: pd.DataFrame) -> str:
