@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from numpy.typing import ArrayLike
 
 from mirrorlib.potentials import NegativeEntropy, PNorm, Potential, potential
 from mirrorlib.stats import _exact_numpy, _standardise, delta_cdf, delta_cdf_floor
@@ -61,7 +62,7 @@ def is_numeric(dtype: np.dtype) -> bool:
     return np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)
 
 
-def as_float64_array(x, name: str) -> np.ndarray:
+def as_float64_array(x: ArrayLike | torch.Tensor, name: str) -> np.ndarray:
     """``x`` (array, tensor of any real dtype, bfloat16 and float16 included, or sequence) as a
     writable float64 numpy array; anything else raises :class:`InputError` naming ``name``."""
     if isinstance(x, torch.Tensor):
@@ -77,7 +78,7 @@ def as_float64_array(x, name: str) -> np.ndarray:
     return np.require(arr, np.float64, ["W"])
 
 
-def _refuse_model_objects(x, which: str) -> None:
+def _refuse_model_objects(x: object, which: str) -> None:
     """A module, an iterator (``model.parameters()``, ``model.named_parameters()``) or a list of
     tensors is not a weight set: say what to pass instead."""
     hint = "pass model.state_dict() (or a dict of named tensors, or one array)"
@@ -89,18 +90,18 @@ def _refuse_model_objects(x, which: str) -> None:
         raise InputError(f"{which} is a list of tensors (such as model.parameters()): {hint}")
 
 
-def _holds_tensor(v) -> bool:
+def _holds_tensor(v: object) -> bool:
     """A tensor, or a ``(name, tensor)`` pair as ``named_parameters()`` yields."""
     return isinstance(v, torch.Tensor) or (
         isinstance(v, tuple) and any(isinstance(u, torch.Tensor) for u in v)
     )
 
 
-def _shape(value) -> tuple[int, ...]:
+def _shape(value: object) -> tuple[int, ...]:
     return tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
 
 
-def _is_integer_buffer(key: str, value) -> bool:
+def _is_integer_buffer(key: str, value: object) -> bool:
     """A counter such as batch norm's ``num_batches_tracked``: an integer tensor so named."""
     integer = isinstance(value, torch.Tensor) and not (
         value.is_floating_point() or value.is_complex() or value.dtype == torch.bool
@@ -144,8 +145,8 @@ def _select_named(
 
 
 def flatten_weights(
-    w_before,
-    w_after,
+    w_before: ArrayLike | torch.Tensor | Mapping[str, ArrayLike | torch.Tensor],
+    w_after: ArrayLike | torch.Tensor | Mapping[str, ArrayLike | torch.Tensor],
     exclude: str | Sequence[str] = (),
     min_ndim: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -224,7 +225,11 @@ def _sign_problem(w_before: np.ndarray, w_after: np.ndarray) -> str | None:
     return "excluded: " + " and ".join(reasons) + " (negative entropy keeps signs, 0 stays 0)"
 
 
-def dual_change(w_before, w_after, potential_: str | Potential = "2-norm"):
+def dual_change(
+    w_before: ArrayLike | torch.Tensor,
+    w_after: ArrayLike | torch.Tensor,
+    potential_: str | Potential = "2-norm",
+) -> np.ndarray | torch.Tensor:
     """The change in the dual space, ``grad_phi(w_after) - grad_phi(w_before)``.
 
     Arrays or tensors of the same shape (the result has that type and shape). For negative
@@ -260,7 +265,9 @@ def dual_change(w_before, w_after, potential_: str | Potential = "2-norm"):
     return pot.to_dual(w_after) - pot.to_dual(w_before)
 
 
-def simulate_after(w0, potential_: str | Potential, change: float, seed: int = 0) -> np.ndarray:
+def simulate_after(
+    w0: ArrayLike | torch.Tensor, potential_: str | Potential, change: float, seed: int = 0
+) -> np.ndarray:
     """Weights after a Gaussian change in the dual space: ``from_dual(grad_phi(w0) + change xi)``.
 
     ``xi ~ N(0, 1)`` per weight (numpy ``default_rng(seed)``); ``w0`` an array, tensor or
@@ -362,8 +369,8 @@ def _bootstrap(
 
 
 def scan_geometry(
-    w_before,
-    w_after,
+    w_before: ArrayLike | torch.Tensor | Mapping[str, ArrayLike | torch.Tensor],
+    w_after: ArrayLike | torch.Tensor | Mapping[str, ArrayLike | torch.Tensor],
     candidates: str | Potential | Iterable[str | Potential] | None = None,
     *,
     exclude: str | Sequence[str] = (),

@@ -25,6 +25,7 @@ import numbers
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from scipy import special
 from scipy.stats import t as student_t
 
@@ -44,12 +45,12 @@ MIN_SAMPLES = 2
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
-def _is_integer(value) -> bool:
+def _is_integer(value: object) -> bool:
     """True for Python and numpy integers (not bools, not floats such as ``3.0``)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def _prepare(x, name: str = "x") -> np.ndarray | torch.Tensor:
+def _prepare(x: ArrayLike | torch.Tensor, name: str = "x") -> np.ndarray | torch.Tensor:
     """Flatten, keeping float32 and float64 as they are (a CUDA tensor stays on its GPU) and
     bringing every other real dtype (float16, bfloat16, integers) to float64; reject non-real,
     non-finite or too few values."""
@@ -81,7 +82,7 @@ def _prepare(x, name: str = "x") -> np.ndarray | torch.Tensor:
     return flat
 
 
-def _standardise(values, centered: bool):
+def _standardise(values: np.ndarray | torch.Tensor, centered: bool) -> np.ndarray | torch.Tensor:
     """``z = (values - mean) / std`` in float64 along the last axis (``mean = 0`` unless
     ``centered``; unbiased std), for values sorted or not (their order is kept).
 
@@ -159,7 +160,7 @@ def _exact_torch(z: torch.Tensor) -> float:
     return float(total.sum() + g[0] + (g[-1] - z[-1]))
 
 
-def delta_cdf(x, centered: bool = False) -> float:
+def delta_cdf(x: ArrayLike | torch.Tensor, centered: bool = False) -> float:
     """Exact Delta-CDF: ``integral |F_n(t) - Phi(t)| dt`` for ``z = x / std(x)``.
 
     ``x``: numpy array or torch tensor of any shape (flattened). ``centered=True`` uses
@@ -181,7 +182,9 @@ def delta_cdf(x, centered: bool = False) -> float:
     return _exact_torch(_standardise(torch.sort(flat).values, centered))
 
 
-def delta_cdf_grid(x, centered: bool = False, n_points: int = 1000, lim: float = 5.0) -> float:
+def delta_cdf_grid(
+    x: ArrayLike | torch.Tensor, centered: bool = False, n_points: int = 1000, lim: float = 5.0
+) -> float:
     """The paper's approximation: mean ``|F_n - Phi|`` on ``n_points`` points of ``[-lim, lim]``
     times ``2 lim`` (``lim > 0`` finite, ``n_points`` an integer >= 2; uncentred by default, as
     :func:`delta_cdf`). Kept as the reference the exact :func:`delta_cdf` is checked against."""
@@ -215,7 +218,9 @@ def _simulated_floor(n: int, centered: bool, seed: int) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1))
 
 
-def delta_cdf_floor(n: int, centered: bool = False, seed: int = 0, spread: bool = False):
+def delta_cdf_floor(
+    n: int, centered: bool = False, seed: int = 0, spread: bool = False
+) -> float | tuple[float, float]:
     """Finite-sample floor: the expected Delta-CDF of ``n`` exact Gaussian samples.
 
     ``n`` is an integer >= 2, ``seed`` (of the simulation) an integer >= 0. Uncentred by default
@@ -301,7 +306,9 @@ def paired_t_multiplier(n_pairs: int, level: float = PAIRED_LEVEL) -> float:
     return float(student_t.ppf((1 + level) / 2, n_pairs - 1))
 
 
-def paired_verdict(a, b, level: float = PAIRED_LEVEL) -> tuple[float, float, str]:
+def paired_verdict(
+    a: ArrayLike, b: ArrayLike, level: float = PAIRED_LEVEL
+) -> tuple[float, float, str]:
     """Compare paired values ``a_i`` and ``b_i`` (the same seeds): the mean of ``a - b``, its
     standard error ``se = sd / sqrt(n)`` and :func:`difference_verdict`'s word for them, with
     ``z`` = :func:`paired_t_multiplier` ``(n, level)`` (the paired t interval ``mean +- z

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +17,7 @@ from mirrorlib.recovery import InputError
 from mirrorlib.synapse_law.data import _check_spread, _numeric, check_counts, check_volumes
 from mirrorlib.synapse_law.model import (
     _COUNT_W0_MODELS,
+    W0_MODELS,
     _check_w0_model,
     _count_log_likelihood,
     _log_density,
@@ -33,6 +35,26 @@ SEARCH_POINTS = 500
 def _check_n_starts(n_starts: int) -> None:
     if not isinstance(n_starts, int | np.integer) or isinstance(n_starts, bool) or n_starts < 1:
         raise ValueError(f"n_starts must be an integer >= 1, got {n_starts!r}")
+
+
+def _check_fit_args(
+    values: ArrayLike,
+    potential_name: str | Potential,
+    w0_model: str,
+    n_starts: int,
+    allowed: tuple[str, ...],
+    check: Callable[[ArrayLike, str], np.ndarray],
+    label: str,
+) -> tuple[np.ndarray, str]:
+    """The checked data (``check(values, label)``, with a spread) and the potential's table
+    name, checked in that order: potential, ``w0_model`` (one of ``allowed``), ``n_starts``,
+    data, spread."""
+    name = _resolve_potential(potential_name)
+    _check_w0_model(w0_model, allowed)
+    _check_n_starts(n_starts)
+    values = check(values, label)
+    _check_spread(values, label)
+    return values, name
 
 
 @dataclass(frozen=True)
@@ -144,6 +166,30 @@ def _natural(potential_name: str, w0_model: str, x: np.ndarray, scale: float) ->
     return out
 
 
+def _result(
+    dataset: str,
+    potential_name: str,
+    w0_model: str,
+    x: np.ndarray,
+    scale: float,
+    loglik: float,
+    n: int,
+) -> FitResult:
+    """The :class:`FitResult` of the raw optimum ``x`` (fitted on data divided by ``scale``)
+    with maximised log-likelihood ``loglik`` over ``n`` values."""
+    return FitResult(
+        dataset,
+        potential_name,
+        w0_model,
+        tuple(float(v) for v in x),
+        scale,
+        float(loglik),
+        n_free_params(potential_name, w0_model),
+        int(n),
+        _natural(potential_name, w0_model, x, scale),
+    )
+
+
 def _optimise(negll, starts, bounds, polish: bool = True, maxiter: int = 15000) -> np.ndarray:
     best_x, best_f = None, math.inf
     for x0 in starts:
@@ -213,11 +259,9 @@ def fit(
     ``n``, so ``aic = 2 k - 2 L`` and ``bic = k ln n - 2 L``; the parameters (``x``, ``params``)
     and the fitted density (``log_density``).
     """
-    name = _resolve_potential(potential_name)
-    _check_w0_model(w0_model)
-    _check_n_starts(n_starts)
-    w = check_volumes(w)
-    _check_spread(w, "volumes")
+    w, name = _check_fit_args(
+        w, potential_name, w0_model, n_starts, W0_MODELS, check_volumes, "volumes"
+    )
     return _fit(w, name, w0_model, n_starts, dataset)
 
 
@@ -256,17 +300,7 @@ def _fit(
         else:
             x = _optimise(_safe(negll), starts, bounds)
     loglik = -negll(x) - w.size * math.log(scale)
-    return FitResult(
-        dataset,
-        potential_name,
-        w0_model,
-        tuple(float(v) for v in x),
-        scale,
-        float(loglik),
-        n_free_params(potential_name, w0_model),
-        int(w.size),
-        _natural(potential_name, w0_model, x, scale),
-    )
+    return _result(dataset, potential_name, w0_model, x, scale, loglik, w.size)
 
 
 def fit_counts(
@@ -290,11 +324,9 @@ def fit_counts(
 
     Returns a :class:`FitResult` (``aic = 2 k - 2 L``, ``bic = k ln n - 2 L``).
     """
-    name = _resolve_potential(potential_name)
-    _check_w0_model(w0_model, _COUNT_W0_MODELS)
-    _check_n_starts(n_starts)
-    k = check_counts(k)
-    _check_spread(k, "counts")
+    k, name = _check_fit_args(
+        k, potential_name, w0_model, n_starts, _COUNT_W0_MODELS, check_counts, "counts"
+    )
     return _fit_counts(k, name, w0_model, n_starts, dataset)
 
 
@@ -309,14 +341,4 @@ def _fit_counts(
 
     starts = _starts(k / scale, potential_name, w0_model, n_starts)
     x = _optimise(_safe(negll), starts, _bounds(potential_name, w0_model))
-    return FitResult(
-        dataset,
-        potential_name,
-        w0_model,
-        tuple(float(v) for v in x),
-        scale,
-        float(-negll(x)),
-        n_free_params(potential_name, w0_model),
-        int(k.size),
-        _natural(potential_name, w0_model, x, scale),
-    )
+    return _result(dataset, potential_name, w0_model, x, scale, -negll(x), k.size)
