@@ -26,7 +26,8 @@ import torch
 from scipy import optimize
 from torch import Tensor
 
-from mirrorlib.potentials import NegativeEntropy, Potential, potential
+from mirrorlib.potentials import NegativeEntropy, Potential
+from mirrorlib.potentials import potential as make_potential
 from mirrorlib.threads import cpu_threads
 
 __all__ = [
@@ -46,7 +47,7 @@ def inverse_curvature(pot: Potential, w: Tensor, cap: float = 1e12) -> Tensor:
     return (1.0 / pot.hess_diag(w)).clamp(max=cap)
 
 
-def linearised_solution(X: Tensor, y: Tensor, w0: Tensor, potential_: str | Potential) -> Tensor:
+def linearised_solution(X: Tensor, y: Tensor, w0: Tensor, potential: str | Potential) -> Tensor:
     """The small-change solution: the mirror map replaced by its tangent at ``w0``.
 
     With ``grad_phi(w) ~ grad_phi(w0) + H0 (w - w0)``, ``H0 = diag(phi''(w0))``, the Bregman
@@ -57,7 +58,7 @@ def linearised_solution(X: Tensor, y: Tensor, w0: Tensor, potential_: str | Pote
     which is also the first full Newton step of :func:`bregman_projection_dense` from ``a = 0``.
     Exact for the 2-norm.
     """
-    pot = potential(potential_)
+    pot = make_potential(potential)
     X, y, w0 = X.double(), y.double(), w0.double()
     d0 = inverse_curvature(pot, w0)
     gram = (X * d0) @ X.T
@@ -83,7 +84,7 @@ def bregman_projection(
     X: Tensor,
     y: Tensor,
     w0: Tensor,
-    potential_: str | Potential,
+    potential: str | Potential,
     tol: float = 1e-11,
     max_iter: int = 300,
     accept: float = 1e-7,
@@ -104,7 +105,7 @@ def bregman_projection(
     ``theta_i`` near 0 to ``-theta_i`` and stall, the secant lands on it. ``a``, ``w(a)``, the
     gradient and the Armijo test stay in float64, so ``X w = y`` is met to ``tol`` as before.
     """
-    pot = potential(potential_)
+    pot = make_potential(potential)
     X, y, w0 = X.double(), y.double(), w0.double()
     with cpu_threads(1 if X.shape[0] * X.shape[1] < CG_SMALL_WORK else None):
         return _newton(X, y, w0, pot, tol, max_iter, accept, stall, X.to(cg_dtype))
@@ -114,7 +115,7 @@ def bregman_projection_dense(
     X: Tensor,
     y: Tensor,
     w0: Tensor,
-    potential_: str | Potential,
+    potential: str | Potential,
     tol: float = 1e-11,
     max_iter: int = 300,
     accept: float = 1e-7,
@@ -144,7 +145,7 @@ def bregman_projection_dense(
     an infinite second derivative at 0, so Newton slows down near the end: ``accept`` is looser
     than ``tol``.
     """
-    pot = potential(potential_)
+    pot = make_potential(potential)
     X, y, w0 = X.double(), y.double(), w0.double()
     small = X.shape[0] ** 2 * X.shape[1] < SMALL_WORK
     with cpu_threads(1 if small else None):
@@ -289,7 +290,7 @@ def _stalled(history: list[float], stall: int, accept: float) -> bool:
 
 
 def bregman_projection_scipy(
-    X: Tensor, y: Tensor, w0: Tensor, potential_: str | Potential
+    X: Tensor, y: Tensor, w0: Tensor, potential: str | Potential
 ) -> np.ndarray:
     """``argmin D_phi(w, w0)`` s.t. ``X w = y`` by a generic solver: SciPy's SLSQP.
 
@@ -300,7 +301,7 @@ def bregman_projection_scipy(
     than with bounds at zero, where the objective's slope is infinite. An independent check of
     :func:`bregman_projection`, for small problems only (``ftol = 1e-14``).
     """
-    pot = potential(potential_)
+    pot = make_potential(potential)
     Xn, yn = X.double().numpy(), y.double().numpy()
     w0n = w0.double().numpy()
     theta0 = pot.to_dual(w0n)

@@ -18,7 +18,8 @@ import pandas as pd
 import torch
 from numpy.typing import ArrayLike
 
-from mirrorlib.potentials import NegativeEntropy, PNorm, Potential, potential
+from mirrorlib.potentials import NegativeEntropy, PNorm, Potential
+from mirrorlib.potentials import potential as make_potential
 from mirrorlib.stats import _exact_numpy, _standardise, delta_cdf, delta_cdf_floor
 
 __all__ = [
@@ -228,7 +229,7 @@ def _sign_problem(w_before: np.ndarray, w_after: np.ndarray) -> str | None:
 def dual_change(
     w_before: ArrayLike | torch.Tensor,
     w_after: ArrayLike | torch.Tensor,
-    potential_: str | Potential = "2-norm",
+    potential: str | Potential = "2-norm",
 ) -> np.ndarray | torch.Tensor:
     """The change in the dual space, ``grad_phi(w_after) - grad_phi(w_before)``.
 
@@ -237,7 +238,7 @@ def dual_change(
     potential cannot produce the first two and has no dual value at 0 (drop the weights that
     are 0 before and after first; :func:`scan_geometry` does).
     """
-    pot = potential(potential_)
+    pot = make_potential(potential)
     if isinstance(w_before, torch.Tensor) and isinstance(w_after, torch.Tensor):
         if w_before.shape != w_after.shape:
             raise InputError(
@@ -266,7 +267,7 @@ def dual_change(
 
 
 def simulate_after(
-    w0: ArrayLike | torch.Tensor, potential_: str | Potential, change: float, seed: int = 0
+    w0: ArrayLike | torch.Tensor, potential: str | Potential, change: float, seed: int = 0
 ) -> np.ndarray:
     """Weights after a Gaussian change in the dual space: ``from_dual(grad_phi(w0) + change xi)``.
 
@@ -274,7 +275,7 @@ def simulate_after(
     sequence of finite numbers and ``change`` a finite number; the result is a float64 numpy
     array. This is the model the theory predicts for learning in the small-change regime.
     """
-    pot = potential(potential_)
+    pot = make_potential(potential)
     w0 = as_float64_array(w0, "w0")
     if not np.all(np.isfinite(w0)):
         raise InputError("w0 contains non-finite values (NaN or inf)")
@@ -308,7 +309,7 @@ def _candidate_list(
     pots, given = [], {}
     for c in names:
         try:
-            pot = potential(c)
+            pot = make_potential(c)
         except (ValueError, TypeError) as err:
             raise InputError(str(err)) from None
         if pot.name in given:

@@ -56,7 +56,8 @@ from tqdm import tqdm
 from mirrorlib.experiments import cpu_threads, preset
 from mirrorlib.experiments.correlated_inputs import circulant_embedding, correlated_inputs
 from mirrorlib.optim import MirrorDescent
-from mirrorlib.potentials import Potential, potential
+from mirrorlib.potentials import Potential
+from mirrorlib.potentials import potential as make_potential
 from mirrorlib.stats import delta_cdf, delta_cdf_floor, paired_verdict
 
 __all__ = [
@@ -155,7 +156,7 @@ class LinearRegressionConfig:
             if not (isinstance(D, (int, np.integer)) and D >= 2):
                 raise ValueError(f"dims must be integers >= 2, got {D!r}")
         for name in self.potentials:
-            potential(name)
+            make_potential(name)
         for lr in self.lrs:
             if not (_is_real(lr) and math.isfinite(lr) and lr > 0):
                 raise ValueError(f"lrs must be finite numbers > 0, got {lr!r}")
@@ -227,7 +228,7 @@ def train_batched(
     X: Tensor,
     y: Tensor,
     w0: Tensor,
-    potential_: str | Potential,
+    potential: str | Potential,
     lr: float | Tensor,
     steps: int,
     momentum: float = 0.9,
@@ -242,7 +243,7 @@ def train_batched(
     smaller than :data:`SMALL_WORK` run on one CPU thread.
     Returns the final weights ``(B, D)`` and losses ``(B,)`` (``mean_n r_n^2``).
     """
-    pot = potential(potential_)
+    pot = make_potential(potential)
     w = w0.clone(memory_format=torch.contiguous_format)
     lr_col = torch.as_tensor(lr, dtype=w.dtype, device=w.device).reshape(-1, 1)
     buf = torch.zeros_like(w)
@@ -261,7 +262,7 @@ def train_per_run(
     X: Tensor,
     y: Tensor,
     w0: Tensor,
-    potential_: str | Potential,
+    potential: str | Potential,
     lr: float,
     steps: int,
     momentum: float = 0.9,
@@ -276,7 +277,7 @@ def train_per_run(
     with torch.no_grad():
         model.weight.copy_(w0.reshape(1, -1))
     opt = MirrorDescent(
-        model.parameters(), lr=lr, potential=potential_, momentum=momentum, fast=False
+        model.parameters(), lr=lr, potential=potential, momentum=momentum, fast=False
     )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     loss_fn = torch.nn.MSELoss()
@@ -303,7 +304,7 @@ def select_lr(
     X: Tensor,
     y: Tensor,
     w0: Tensor,
-    potential_: str | Potential,
+    potential: str | Potential,
     lrs: tuple[float, ...] = PAPER_LRS,
     min_steps: int = 100,
     step_increment: int = 100,
@@ -324,10 +325,10 @@ def select_lr(
     w_start = w0.reshape(1, -1).expand(len(lrs), -1)
     steps = min_steps
     while True:
-        w, loss = train_batched(X, y, w_start, potential_, lr_t, steps, momentum)
+        w, loss = train_batched(X, y, w_start, potential, lr_t, steps, momentum)
         finite = torch.isfinite(loss) & torch.isfinite(w).all(-1)
         if not bool(finite.any()):
-            raise RuntimeError(f"every learning rate diverged ({potential(potential_).name})")
+            raise RuntimeError(f"every learning rate diverged ({make_potential(potential).name})")
         loss = torch.where(finite, loss, torch.full_like(loss, math.inf))
         best = int(torch.argmin(loss))
         if float(loss[best]) < loss_target or steps >= max_steps:
@@ -336,7 +337,7 @@ def select_lr(
 
 
 def dual_change_stats(
-    potential_: str | Potential, w0: Tensor, w: Tensor
+    potential: str | Potential, w0: Tensor, w: Tensor
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per run (row of ``w0``, ``w``): Delta-CDF and relative size of the dual change.
 
@@ -344,7 +345,7 @@ def dual_change_stats(
     uncentred) and ``||diff|| / ||grad_phi(w0)||``, both NaN for a run whose ``diff`` is not
     finite (it diverged) or is constant.
     """
-    pot = potential(potential_)
+    pot = make_potential(potential)
     theta0 = pot.to_dual(w0.double())
     diff = (pot.to_dual(w.double()) - theta0).cpu()
     relative = (diff.norm(dim=-1) / theta0.norm(dim=-1).cpu()).numpy()
@@ -509,7 +510,7 @@ def run(
     cfg = cfg or config("ci")
     device = torch.device(device)
     dtype = getattr(torch, cfg.dtype)
-    pots = [potential(name) for name in cfg.potentials]
+    pots = [make_potential(name) for name in cfg.potentials]
     dims = sorted(int(d) for d in cfg.dims)
     n_max = max(n_samples(D, alpha) for D in dims for alpha in cfg.alphas)
     floors = {D: delta_cdf_floor(D) for D in dims}
@@ -562,7 +563,7 @@ def run_cell(
     seeds, held = cell_problems(cfg, p, D, alpha, device)
     floor, null = delta_cdf_floor(int(D)), delta_cdf_null(int(D), p)
     names = cfg.potentials if potentials is None else potentials
-    frames = [_cell_rows(cfg, p, alpha, potential(n), seeds, held, floor, null) for n in names]
+    frames = [_cell_rows(cfg, p, alpha, make_potential(n), seeds, held, floor, null) for n in names]
     return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
 
 

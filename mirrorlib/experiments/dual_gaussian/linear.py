@@ -30,7 +30,8 @@ from mirrorlib.experiments.dual_gaussian.settings import (
     random_problem,
 )
 from mirrorlib.experiments.linear_regression import delta_cdf_null, train_batched
-from mirrorlib.potentials import NegativeEntropy, Potential, potential, potential_in_words
+from mirrorlib.potentials import NegativeEntropy, Potential, potential_in_words
+from mirrorlib.potentials import potential as make_potential
 from mirrorlib.projection import (
     bregman_projection,
     bregman_projection_scipy,
@@ -72,7 +73,7 @@ def fit_mirror_descent(
     X: Tensor,
     y: Tensor,
     w0: Tensor,
-    potential_: str | Potential,
+    potential: str | Potential,
     lrs: tuple[float, ...],
     steps: int,
     momentum: float = 0.9,
@@ -82,17 +83,17 @@ def fit_mirror_descent(
     cosine schedule, ``steps`` steps, float64); returns the run with the lowest final loss."""
     lr_t = torch.tensor(lrs, dtype=torch.float64)
     w_start = w0.double().reshape(1, -1).expand(len(lrs), -1)
-    w, loss = train_batched(X.double(), y.double(), w_start, potential_, lr_t, steps, momentum)
+    w, loss = train_batched(X.double(), y.double(), w_start, potential, lr_t, steps, momentum)
     finite = torch.isfinite(loss) & torch.isfinite(w).all(-1)
     if not bool(finite.any()):
-        raise RuntimeError(f"every learning rate diverged ({potential(potential_).name})")
+        raise RuntimeError(f"every learning rate diverged ({make_potential(potential).name})")
     loss = torch.where(finite, loss, torch.full_like(loss, math.inf))
     best = int(torch.argmin(loss))
     return MirrorDescentFit(w[best], float(loss[best]), float(lrs[best]))
 
 
 def relative_change_prediction(
-    w0: Tensor, potential_: str | Potential, N: int, input_var: float
+    w0: Tensor, potential: str | Potential, N: int, input_var: float
 ) -> float:
     """First-order prediction of ``||w* - w0|| / ||w0||`` for random labels ``+-1``.
 
@@ -104,7 +105,7 @@ def relative_change_prediction(
 
     For the 2-norm (``d = 1``), ``s2 = 1`` and ``||w0|| = 1`` this is ``sqrt(2 N / D)``.
     """
-    pot = potential(potential_)
+    pot = make_potential(potential)
     w0 = w0.double()
     d = inverse_curvature(pot, w0)
     norm2 = float(w0.square().sum())
@@ -138,7 +139,7 @@ def run_implicit_bias(cfg: DualGaussianConfig | None = None) -> pd.DataFrame:
             X, y, w0 = random_problem(cfg.lin_inputs, N, D, cfg.seed, _SMALL, N, D, s)
             feasible = None
             for name in cfg.potentials:
-                pot = potential(name)
+                pot = make_potential(name)
                 if pot.needs_sign and feasible is None:
                     feasible = sign_feasible(X, y, w0)
                 fit = fit_mirror_descent(X, y, w0, pot, cfg.md_lrs, cfg.md_steps)
@@ -204,7 +205,7 @@ def run_linearisation(cfg: DualGaussianConfig | None = None) -> pd.DataFrame:
         for s in range(cfg.lin_seeds):
             X, y, w0 = random_problem(cfg.lin_inputs, N, D, cfg.seed, _LIN, N, D, s)
             for name in cfg.potentials:
-                pot = potential(name)
+                pot = make_potential(name)
                 row = {"D": D, "N": N, "ratio": ratio, "seed": s, "potential": pot.name}
                 # Negative entropy keeps every sign: the linear programme says first whether it
                 # can fit at all (if not, its dual is unbounded and Newton could only stall).
@@ -257,7 +258,7 @@ def clt_point(cfg: DualGaussianConfig, kind: str, D: int, alpha: float, seed: in
     X, y, w0 = clt_problem(cfg, kind, N, D, seed)
     rows = []
     for name in cfg.potentials:
-        pot = potential(name)
+        pot = make_potential(name)
         proj = bregman_projection(X, y, w0, pot)
         stats = {"delta_cdf": math.nan, "relative_change": math.nan}
         stats["relative_dual_change"] = math.nan
@@ -449,7 +450,7 @@ def dual_change_histograms(
             raise InputError(f"need 1 <= N < D, got N={N}, D={D}")
         X, y, w0 = random_problem(inputs, N, D, cfg.seed, _CLT, N, D, 0, 1)
         for name in cfg.potentials:
-            pot = potential(name)
+            pot = make_potential(name)
             proj = bregman_projection(X, y, w0, pot)
             if not proj.converged:
                 continue
