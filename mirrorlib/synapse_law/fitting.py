@@ -12,7 +12,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import optimize, special
 
-from mirrorlib.potentials import HyperbolicEntropy, NegativeEntropy, PNorm, Potential, potential
+from mirrorlib.potentials import HyperbolicEntropy, NegativeEntropy, PNorm, Potential
+from mirrorlib.potentials import potential as make_potential
 from mirrorlib.recovery import InputError
 from mirrorlib.synapse_law.data import _check_spread, _numeric, check_counts, check_volumes
 from mirrorlib.synapse_law.model import (
@@ -39,7 +40,7 @@ def _check_n_starts(n_starts: int) -> None:
 
 def _check_fit_args(
     values: ArrayLike,
-    potential_name: str | Potential,
+    potential: str | Potential,
     w0_model: str,
     n_starts: int,
     allowed: tuple[str, ...],
@@ -49,7 +50,7 @@ def _check_fit_args(
     """The checked data (``check(values, label)``, with a spread) and the potential's table
     name, checked in that order: potential, ``w0_model`` (one of ``allowed``), ``n_starts``,
     data, spread."""
-    name = _resolve_potential(potential_name)
+    name = _resolve_potential(potential)
     _check_w0_model(w0_model, allowed)
     _check_n_starts(n_starts)
     values = check(values, label)
@@ -98,18 +99,18 @@ class FitResult:
         )
 
 
-def _starts(w: np.ndarray, potential_name: str, w0_model: str, n_starts: int) -> list[np.ndarray]:
+def _starts(w: np.ndarray, name: str, w0_model: str, n_starts: int) -> list[np.ndarray]:
     """Up to ``n_starts`` starting points per scale ``beta`` of the hyperbolic entropy (1, 0.1
     and 10; one scale for the costly log-normal ``w0``), or per potential otherwise, from the
     data: moments / split means of ``theta = phi'(w)``, with ``log beta`` appended."""
-    betas = [1.0, 0.1, 10.0] if potential_name == "hypentropy" else [None]
-    if potential_name == "hypentropy" and w0_model == "lognormal":
+    betas = [1.0, 0.1, 10.0] if name == "hypentropy" else [None]
+    if name == "hypentropy" and w0_model == "lognormal":
         betas = [0.3]  # one scale: each start of the convolution model is costly
     starts = []
     for beta in betas:
         tail = [math.log(beta)] if beta is not None else []
         these = []
-        pot = HyperbolicEntropy(beta) if beta is not None else potential(potential_name)
+        pot = HyperbolicEntropy(beta) if beta is not None else make_potential(name)
         theta = np.sort(np.asarray(pot.to_dual(w), dtype=np.float64))
         sd = float(theta.std()) or 1.0
         if w0_model == "constant":
@@ -131,17 +132,17 @@ def _starts(w: np.ndarray, potential_name: str, w0_model: str, n_starts: int) ->
     return starts
 
 
-def _bounds(potential_name: str, w0_model: str) -> list[tuple[float | None, float | None]]:
+def _bounds(name: str, w0_model: str) -> list[tuple[float | None, float | None]]:
     log_s = (-25.0, 10.0)
     shape = {
         "constant": [(None, None), log_s],
         "two_constants": [(None, None), (None, None), log_s, (-12.0, 12.0)],
         "lognormal": [(-30.0, 30.0), (-12.0, 3.0), (None, None), log_s],
     }[w0_model]
-    return shape + ([(-14.0, 14.0)] if potential_name == "hypentropy" else [])
+    return shape + ([(-14.0, 14.0)] if name == "hypentropy" else [])
 
 
-def _natural(potential_name: str, w0_model: str, x: np.ndarray, scale: float) -> dict:
+def _natural(name: str, w0_model: str, x: np.ndarray, scale: float) -> dict:
     """Parameters in the data's units: the fit ran on ``w / scale``.
 
     Dual coordinates transform as ``phi'(c w) = c^(p-1) phi'(w)`` (p-norms; locations and
@@ -149,7 +150,7 @@ def _natural(potential_name: str, w0_model: str, x: np.ndarray, scale: float) ->
     hyperbolic entropy, whose ``beta`` scales instead. ``a = E log w0`` shifts by ``log c``.
     """
     out = {k: float(v) for k, v in _unpack(w0_model, x).items()}
-    pot = potential(potential_name) if potential_name != "hypentropy" else None
+    pot = make_potential(name) if name != "hypentropy" else None
     locations = [k for k in ("m", "m1", "m2") if k in out]
     if isinstance(pot, PNorm):
         factor = scale ** (pot.p - 1.0)
@@ -161,14 +162,14 @@ def _natural(potential_name: str, w0_model: str, x: np.ndarray, scale: float) ->
             out[k] += math.log(scale)
     if w0_model == "lognormal":
         out["a"] += math.log(scale)
-    if potential_name == "hypentropy":
+    if name == "hypentropy":
         out["beta"] = float(math.exp(x[-1]) * scale)
     return out
 
 
 def _result(
     dataset: str,
-    potential_name: str,
+    name: str,
     w0_model: str,
     x: np.ndarray,
     scale: float,
@@ -179,14 +180,14 @@ def _result(
     with maximised log-likelihood ``loglik`` over ``n`` values."""
     return FitResult(
         dataset,
-        potential_name,
+        name,
         w0_model,
         tuple(float(v) for v in x),
         scale,
         float(loglik),
-        n_free_params(potential_name, w0_model),
+        n_free_params(name, w0_model),
         int(n),
-        _natural(potential_name, w0_model, x, scale),
+        _natural(name, w0_model, x, scale),
     )
 
 
@@ -226,7 +227,7 @@ def _safe(fn):
 
 def fit(
     w: ArrayLike,
-    potential_name: str | Potential,
+    potential: str | Potential,
     w0_model: str = "two_constants",
     n_starts: int = 3,
     dataset: str = "",
@@ -241,7 +242,7 @@ def fit(
     - ``w``: at least :data:`MIN_VOLUMES` finite values ``> 0`` (:func:`check_volumes`) whose
       ``log`` has a standard deviation of at least :data:`MIN_LOG_SPREAD`; else
       :class:`~mirrorlib.recovery.InputError`.
-    - ``potential_name``: any name :func:`~mirrorlib.potentials.potential` reads, or a
+    - ``potential``: any name :func:`~mirrorlib.potentials.potential` reads, or a
       :class:`~mirrorlib.potentials.Potential`: ``"negative_entropy"`` (``"ne"``),
       ``"<p>-norm"`` for any ``p > 1`` (``"2-norm"``, ``"2.5-norm"``, ...), or ``"hypentropy"``,
       hyperbolic entropy with its scale ``beta`` fitted (one more parameter); a fixed ``beta``
@@ -259,31 +260,27 @@ def fit(
     ``n``, so ``aic = 2 k - 2 L`` and ``bic = k ln n - 2 L``; the parameters (``x``, ``params``)
     and the fitted density (``log_density``).
     """
-    w, name = _check_fit_args(
-        w, potential_name, w0_model, n_starts, W0_MODELS, check_volumes, "volumes"
-    )
+    w, name = _check_fit_args(w, potential, w0_model, n_starts, W0_MODELS, check_volumes, "volumes")
     return _fit(w, name, w0_model, n_starts, dataset)
 
 
-def _fit(
-    w: np.ndarray, potential_name: str, w0_model: str, n_starts: int, dataset: str
-) -> FitResult:
+def _fit(w: np.ndarray, name: str, w0_model: str, n_starts: int, dataset: str) -> FitResult:
     """:func:`fit` for checked arguments."""
     scale = float(np.exp(np.mean(np.log(w))))
     ws = w / scale
 
     def negll(x, n_grid=None):
-        return -float(np.sum(_log_density(ws, potential_name, w0_model, x, n_grid)))
+        return -float(np.sum(_log_density(ws, name, w0_model, x, n_grid)))
 
-    if w0_model == "lognormal" and potential_name == "negative_entropy":
+    if w0_model == "lognormal" and name == "negative_entropy":
         # phi'(w0) + xi is Gaussian: the constant-w0 law, N(a + mu + 1, b^2 + s^2). Fit that
         # and split the variance evenly (only the sum is identifiable).
-        const = _fit(w, potential_name, "constant", n_starts, dataset)
+        const = _fit(w, name, "constant", n_starts, dataset)
         m, sd = const.x[0], math.exp(const.x[1])
         x = np.array([m - 1.0, math.log(sd / math.sqrt(2)), 0.0, math.log(sd / math.sqrt(2))])
     else:
-        starts = _starts(ws, potential_name, w0_model, n_starts)
-        bounds = _bounds(potential_name, w0_model)
+        starts = _starts(ws, name, w0_model, n_starts)
+        bounds = _bounds(name, w0_model)
         if w0_model == "lognormal":
             # The convolution is costly: search on SEARCH_POINTS evenly spaced order statistics
             # with a coarse grid, then refine on all the data with the accurate density.
@@ -291,21 +288,19 @@ def _fit(
             sub = np.sort(ws)[np.linspace(0, ws.size - 1, n_sub).astype(int)]
 
             def coarse(x):
-                return -float(
-                    np.sum(_log_density(sub, potential_name, w0_model, x, _N_GRID_COARSE))
-                )
+                return -float(np.sum(_log_density(sub, name, w0_model, x, _N_GRID_COARSE)))
 
             x = _optimise(_safe(coarse), starts, bounds, False)
             x = _optimise(_safe(negll), [x], bounds, False, maxiter=30)
         else:
             x = _optimise(_safe(negll), starts, bounds)
     loglik = -negll(x) - w.size * math.log(scale)
-    return _result(dataset, potential_name, w0_model, x, scale, loglik, w.size)
+    return _result(dataset, name, w0_model, x, scale, loglik, w.size)
 
 
 def fit_counts(
     k: ArrayLike,
-    potential_name: str | Potential,
+    potential: str | Potential,
     w0_model: str = "constant",
     n_starts: int = 3,
     dataset: str = "",
@@ -318,27 +313,25 @@ def fit_counts(
 
     - ``k``: at least :data:`MIN_VOLUMES` whole numbers ``>= 1`` (:func:`check_counts`), not
       all equal; else :class:`~mirrorlib.recovery.InputError`.
-    - ``potential_name``, ``n_starts``, ``dataset``: as in :func:`fit`.
+    - ``potential``, ``n_starts``, ``dataset``: as in :func:`fit`.
     - ``w0_model``: ``"constant"`` (default) or ``"two_constants"``; the log-normal law of
       ``w0`` is not available for counts.
 
     Returns a :class:`FitResult` (``aic = 2 k - 2 L``, ``bic = k ln n - 2 L``).
     """
     k, name = _check_fit_args(
-        k, potential_name, w0_model, n_starts, _COUNT_W0_MODELS, check_counts, "counts"
+        k, potential, w0_model, n_starts, _COUNT_W0_MODELS, check_counts, "counts"
     )
     return _fit_counts(k, name, w0_model, n_starts, dataset)
 
 
-def _fit_counts(
-    k: np.ndarray, potential_name: str, w0_model: str, n_starts: int, dataset: str
-) -> FitResult:
+def _fit_counts(k: np.ndarray, name: str, w0_model: str, n_starts: int, dataset: str) -> FitResult:
     """:func:`fit_counts` for checked arguments."""
     scale = float(np.exp(np.mean(np.log(k))))
 
     def negll(x):
-        return -_count_log_likelihood(k, potential_name, w0_model, x, scale)
+        return -_count_log_likelihood(k, name, w0_model, x, scale)
 
-    starts = _starts(k / scale, potential_name, w0_model, n_starts)
-    x = _optimise(_safe(negll), starts, _bounds(potential_name, w0_model))
-    return _result(dataset, potential_name, w0_model, x, scale, -negll(x), k.size)
+    starts = _starts(k / scale, name, w0_model, n_starts)
+    x = _optimise(_safe(negll), starts, _bounds(name, w0_model))
+    return _result(dataset, name, w0_model, x, scale, -negll(x), k.size)

@@ -10,7 +10,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from mirrorlib.potentials import HyperbolicEntropy, NegativeEntropy, PNorm, Potential, potential
+from mirrorlib.potentials import HyperbolicEntropy, NegativeEntropy, PNorm, Potential
+from mirrorlib.potentials import potential as make_potential
 from mirrorlib.synapse_law.data import _numeric
 
 POTENTIALS = ("negative_entropy", "1.5-norm", "2-norm", "3-norm", "hypentropy")
@@ -43,7 +44,7 @@ def _resolve_potential(name: str | Potential) -> str:
     ``"negative_entropy"``, ``"<p>-norm"`` or ``"hypentropy"`` (hyperbolic entropy with its
     scale ``beta`` fitted). A fixed ``beta`` is refused: the model fits it.
     """
-    pot = potential(name)
+    pot = make_potential(name)
     if isinstance(pot, HyperbolicEntropy):
         if isinstance(name, str) and name.strip().lower() == _FITTED_BETA:
             return _FITTED_BETA
@@ -90,11 +91,11 @@ def _check_params(x: ArrayLike, name: str, w0_model: str) -> np.ndarray:
     return x
 
 
-def n_free_params(potential_name: str | Potential, w0_model: str) -> int:
+def n_free_params(potential: str | Potential, w0_model: str) -> int:
     """Identifiable parameters of a model (see the package docstring): 2 (``constant``) or 4
     (``two_constants``, ``lognormal``; 2 for negative entropy with ``lognormal``), plus
     hyperbolic entropy's ``beta``. Unknown names raise ``ValueError``."""
-    name = _resolve_potential(potential_name)
+    name = _resolve_potential(potential)
     _check_w0_model(w0_model)
     n = len(_RAW_PARAMS[w0_model])
     if w0_model == "lognormal" and name == "negative_entropy":
@@ -102,10 +103,12 @@ def n_free_params(potential_name: str | Potential, w0_model: str) -> int:
     return n + (1 if name == _FITTED_BETA else 0)
 
 
-def _make_potential(name: str, x: np.ndarray) -> Potential:
+def _model_potential(name: str, x: np.ndarray) -> Potential:
+    """The potential of the model ``name`` at raw parameters ``x`` (``beta = exp(x[-1])`` for
+    ``hypentropy``)."""
     if name == _FITTED_BETA:
         return HyperbolicEntropy(float(np.exp(x[-1])))
-    return potential(name)
+    return make_potential(name)
 
 
 def _dual_floor(pot: Potential) -> float:
@@ -202,7 +205,7 @@ def _theta_logpdf(theta, w0_model: str, pot: Potential, x: np.ndarray, n_grid: i
 
 def log_density(
     w: ArrayLike,
-    potential_name: str | Potential,
+    potential: str | Potential,
     w0_model: str,
     x: ArrayLike,
     n_grid: int | None = None,
@@ -212,13 +215,13 @@ def log_density(
     ``log p(w) = log f(phi'(w)) + log phi''(w) - log P(theta > theta_min)`` for ``w > 0``, and
     ``-inf`` for ``w <= 0`` and ``w = inf``: the model is the law of positive, surviving
     synapse sizes. ``w`` keeps its shape; NaN raises :class:`~mirrorlib.recovery.InputError`.
-    ``potential_name`` and ``w0_model`` as in :func:`fit`; ``x`` must have the length of the
+    ``potential`` and ``w0_model`` as in :func:`fit`; ``x`` must have the length of the
     model's raw vector. ``n_grid`` bins for the log-normal convolution
     (:func:`_theta_lognormal`); by default the Richardson extrapolation of 80 and 160 bins
     (error below about 0.01 per thousand points, at most about 0.5 in the hardest case we
     checked against 3000 bins).
     """
-    name = _resolve_potential(potential_name)
+    name = _resolve_potential(potential)
     _check_w0_model(w0_model)
     x = _check_params(x, name, w0_model)
     if n_grid is not None and (not isinstance(n_grid, int | np.integer) or n_grid < 2):
@@ -237,7 +240,7 @@ def _log_density(
     w: np.ndarray, name: str, w0_model: str, x: np.ndarray, n_grid: int | None = None
 ) -> np.ndarray:
     """:func:`log_density` for checked arguments and finite ``w > 0``."""
-    pot = _make_potential(name, x)
+    pot = _model_potential(name, x)
     theta = np.asarray(pot.to_dual(w), dtype=np.float64)
     logpdf, log_mass = _theta_logpdf(theta, w0_model, pot, x, n_grid)
     return logpdf + np.log(np.asarray(pot.hess_diag(w), dtype=np.float64)) - log_mass
@@ -265,7 +268,7 @@ def _theta_log_sf(t, w0_model: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def count_log_likelihood(
     k: ArrayLike,
-    potential_name: str | Potential,
+    potential: str | Potential,
     w0_model: str,
     x: ArrayLike,
     scale: float = 1.0,
@@ -278,9 +281,9 @@ def count_log_likelihood(
     The model's counts are the integers ``>= 1``: a value outside them (0, a negative or
     non-whole number, inf) has probability 0, so the log-likelihood is ``-inf``; NaN or
     non-numeric values raise :class:`~mirrorlib.recovery.InputError`. ``w0_model`` is
-    ``constant`` or ``two_constants``; ``potential_name`` as in :func:`fit`.
+    ``constant`` or ``two_constants``; ``potential`` as in :func:`fit`.
     """
-    name = _resolve_potential(potential_name)
+    name = _resolve_potential(potential)
     _check_w0_model(w0_model, _COUNT_W0_MODELS)
     x = _check_params(x, name, w0_model)
     if not (isinstance(scale, int | float | np.number) and 0 < scale < math.inf):
@@ -297,7 +300,7 @@ def _count_log_likelihood(
     """:func:`count_log_likelihood` for checked arguments and counts."""
     values, freq = np.unique(k, return_counts=True)
     k = values  # each distinct count once, weighted by its frequency
-    pot = _make_potential(name, x)
+    pot = _model_potential(name, x)
     t_lo = np.asarray(pot.to_dual((k - 0.5) / scale), dtype=np.float64)
     t_hi = np.asarray(pot.to_dual((k + 0.5) / scale), dtype=np.float64)
     sf_lo, cdf_lo = _theta_log_sf(t_lo, w0_model, x)
