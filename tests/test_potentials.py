@@ -1,5 +1,6 @@
 """One property suite over every potential, in float32 and float64."""
 
+import inspect
 import math
 
 import numpy as np
@@ -7,7 +8,19 @@ import pytest
 import torch
 
 import mirrorlib
-from mirrorlib import HyperbolicEntropy, NegativeEntropy, PNorm, potential, potential_in_words
+from mirrorlib import (
+    HyperbolicEntropy,
+    NegativeEntropy,
+    PNorm,
+    optim,
+    potential,
+    potential_in_words,
+    projection,
+    recovery,
+    synapse_law,
+)
+from mirrorlib.experiments import linear_regression
+from mirrorlib.experiments.dual_gaussian import linear as dual_gaussian_linear
 
 POTENTIALS = [
     NegativeEntropy(),
@@ -218,6 +231,28 @@ def test_hypentropy_beta_argument():
 def test_bad_potential_names(name, message):
     with pytest.raises(ValueError, match=message):
         potential(name)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        mirrorlib,
+        optim,
+        projection,
+        recovery,
+        synapse_law,
+        linear_regression,
+        dual_gaussian_linear,
+    ],
+    ids=lambda m: m.__name__,
+)
+def test_public_functions_call_the_potential_argument_potential(module):
+    # It was also ``potential_`` and ``potential_name``.
+    for name, f in vars(module).items():
+        if name.startswith("_") or not inspect.isfunction(f):
+            continue
+        odd = [a for a in inspect.signature(f).parameters if a.startswith("potential_")]
+        assert not odd, f"{module.__name__}.{name}({', '.join(odd)})"
 
 
 def test_available_potentials_lists_names():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mirrorlib import InputError, dual_change, flatten_weights, potential, scan_geometry
+from mirrorlib.projection import linearised_solution
 from mirrorlib.recovery import DEFAULT_CANDIDATES, simulate_after
 
 
@@ -101,6 +102,20 @@ def test_dual_change_types_and_errors():
         dual_change(w0, -w1, "ne")
     with pytest.raises(InputError, match="shape"):
         dual_change(w0, w1[:2], "2-norm")
+
+
+def test_the_potential_is_passed_as_potential():
+    # recovery and projection called the argument ``potential_``; it is ``potential`` everywhere.
+    w0, w1 = np.array([0.5, 0.2, 0.1]), np.array([0.6, 0.1, 0.2])
+    np.testing.assert_allclose(dual_change(w0, w1, potential="negative_entropy"), np.log(w1 / w0))
+    np.testing.assert_array_equal(
+        simulate_after(w0, potential="2-norm", change=0.1, seed=3),
+        simulate_after(w0, "2-norm", 0.1, seed=3),
+    )
+    X = torch.eye(2, 3, dtype=torch.float64)
+    y = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    w = linearised_solution(X, y, torch.tensor(w0), potential="2-norm")
+    np.testing.assert_allclose(w.numpy(), [1.0, 2.0, 0.1])
 
 
 def test_state_dicts_with_exclusion_and_ndim_filter():

@@ -230,6 +230,21 @@ def test_fit_reads_the_names_potential_reads():
     assert synapse_law.n_free_params("HYPENTROPY", "constant") == 3
 
 
+def test_the_potential_is_passed_as_potential():
+    # The argument was ``potential_name`` here; it is ``potential`` in every public function.
+    r = synapse_law.fit(VOLUMES, potential="2-norm", w0_model="constant", n_starts=1)
+    assert r.potential == "2-norm"
+    counts = synapse_law.fit_counts(COUNTS, potential="ne", n_starts=1)
+    assert counts.potential == "negative_entropy"
+    assert synapse_law.n_free_params(potential="hypentropy", w0_model="constant") == 3
+    logp = synapse_law.log_density(VOLUMES, potential="2-norm", w0_model="constant", x=r.x)
+    assert np.all(np.isfinite(logp))
+    loglik = synapse_law.count_log_likelihood(
+        COUNTS, potential="ne", w0_model="constant", x=counts.x, scale=counts.scale
+    )
+    assert loglik == pytest.approx(counts.log_likelihood)
+
+
 @pytest.mark.parametrize("name", ["hypentropy(beta=0.1)", "hypentropy(1)", HyperbolicEntropy(1.0)])
 def test_a_fixed_hypentropy_scale_is_refused(name):
     # The model fits beta; a fixed one (which potential() accepts) is not silently refitted.
