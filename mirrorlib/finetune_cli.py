@@ -19,7 +19,9 @@ from mirrorlib.experiments.deep_networks import (
     config,
     execute_sweep,
     recovery_table,
+    restore_runs,
     select_specs,
+    stored_sweep,
     sweep_tasks,
 )
 from mirrorlib.recovery import InputError
@@ -44,6 +46,7 @@ Examples:
   python -m mirrorlib finetune --scale paper --ray auto --out /shared/sweep/
   python -m mirrorlib finetune --scale paper --part 2/4 --out sweep/
   python -m mirrorlib finetune --scale paper --threads 1 --out sweep/ &   # twice: two cores
+  python -m mirrorlib finetune --scale paper --from-stored --out sweep/   # a new machine
 
 Exit status: 0 every selected run is done, 1 a run failed (named in the summary), 2 bad
 arguments (one line on stderr).
@@ -90,6 +93,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="driver (default): results return through Ray and this process writes them; "
         "shared: each worker writes its own files (OUT on a filesystem every node mounts)",
     )  # fmt: skip
+    parser.add_argument(
+        "--from-stored", action="store_true",
+        help="(paper scale) first copy the stored runs of results/paper/deep_networks/ and "
+        "their learning rates into OUT, so that only the runs not stored yet run",
+    )  # fmt: skip
     parser.add_argument("--list", action="store_true", help="print the run ids and exit")
 
 
@@ -119,6 +127,8 @@ def _main(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise InputError(f"--threads must be at least 1, got {args.threads}")
         overrides["threads"] = args.threads
+    if args.from_stored and args.scale != "paper":
+        raise InputError("--from-stored continues the stored paper-scale sweep: add --scale paper")
     cfg = config(args.scale, **overrides)
     try:
         i, k = (int(v) for v in args.part.split("/"))
@@ -134,6 +144,9 @@ def _main(args: argparse.Namespace) -> int:
     if args.ray is None:
         executor, device = "local", resolve_device(args.device)
     check_folder(cfg, args.out)
+    if args.from_stored:
+        runs, rates = restore_runs(cfg, args.out, stored_sweep()[0])
+        print(f"copied {runs} stored run(s) and {rates} learning rate(s) into {args.out}")
     if args.ray is not None:
         executor = sweep.RayExecutor(None if args.ray == "local" else args.ray, args.ray_results)
         device = _cluster_device(args.device, executor, cfg, specs, args.out)

@@ -228,6 +228,18 @@ def test_figures_draw_from_the_table(sweep):
     assert titles == names
 
 
+def test_restored_runs_and_rates_are_not_run_again(sweep, tmp_path):
+    _, _, table = sweep
+    cfg = _tiny(lrs=(0.01, 0.03))  # the 2-norm's rate is searched here
+    assert dn.restore_runs(cfg, tmp_path, table) == (6, 1)
+    assert dn.restore_runs(cfg, tmp_path, table) == (0, 0)  # kept
+    pd.testing.assert_frame_equal(dn.collect(tmp_path, cfg), table)
+    assert dn.choose_lr(cfg.setup("mlp-32"), "2-norm", cfg, tmp_path, "cpu") == 0.03
+    assert dn.execute_sweep(cfg, tmp_path).ran() == []
+    with pytest.raises(InputError, match="not one per candidate"):
+        dn.restore_runs(cfg, tmp_path, table.iloc[:-1])
+
+
 def test_a_sweep_folder_refuses_runs_of_other_settings(sweep):
     cfg, out, _ = sweep
     with pytest.raises(InputError, match="other settings"):

@@ -198,6 +198,7 @@ def test_an_interrupted_run_of_the_sweep_resumes_from_its_checkpoint(
         (["--threads", "0"], "--threads must be at least 1"),
         (["--part", "3/2"], "--part must be i/k"),
         (["--networks", "rnn-10000"], "no network(s) rnn-10000"),
+        (["--from-stored"], "--from-stored continues the stored paper-scale sweep"),
     ],
 )
 def test_finetune_argument_errors_exit_2_with_one_line(tmp_path, capsys, argv, message):

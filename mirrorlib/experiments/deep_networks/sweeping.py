@@ -134,6 +134,46 @@ def run_sweep(
     return collect(out_dir, cfg)
 
 
+def restore_runs(
+    cfg: DeepNetworksConfig, out_dir: str | os.PathLike, table: pd.DataFrame, device: str = "cpu"
+) -> tuple[int, int]:
+    """Write into ``out_dir`` the finished runs of ``table`` (:func:`collect`'s columns, e.g.
+    :func:`stored_sweep`'s) that are specs of ``cfg``, each as its run file, and for each
+    (network, objective, trained potential) among them whose grid is searched, the search's
+    choice as its learning-rate record: the largest rate among its seeds (a run that diverged
+    is retried only at smaller rates), with no trials. A sweep started on ``out_dir`` then runs
+    only the runs still missing, at the same rates: a new machine continues a stored sweep.
+    Files already in ``out_dir`` are kept. Returns (runs written, records written)."""
+    check_folder(cfg, out_dir)
+    specs = {s.run_id: s for s in run_specs(cfg)}
+    keys = ["architecture", "objective", "trained_potential", "seed"]
+    runs = written = 0
+    chosen: dict[tuple[str, str, str], float] = {}
+    for (arch, objective, pot, seed), rows in table.groupby(keys, sort=False):
+        spec = specs.get(f"{arch}__{objective}__{pot}__seed{seed}")
+        if spec is None:
+            continue
+        if len(rows) != len(cfg.candidates):
+            raise InputError(
+                f"run {spec.run_id} has {len(rows)} rows in the table, not one per candidate "
+                f"({len(cfg.candidates)})"
+            )
+        path = Path(out_dir) / "runs" / f"{spec.run_id}.csv"
+        if not path.exists():
+            sweep.write_file(path, rows[list(COLUMNS)].reset_index(drop=True), _RUN_CODEC)
+            runs += 1
+        key = (arch, objective, pot)
+        chosen[key] = max(chosen.get(key, 0.0), float(rows["lr"].max()))
+    for (arch, objective, pot), lr in chosen.items():
+        grid = cfg.lr_grid(arch, pot, objective)
+        task = _lr_task(cfg.setup(arch), pot, objective, cfg, device)
+        if len(grid) > 1 and not task.path(out_dir).exists():
+            record = {"lr": lr, "grid": list(grid), "trials": [], "restored": "from the runs"}
+            task.store(out_dir, record)
+            written += 1
+    return runs, written
+
+
 def check_folder(cfg: DeepNetworksConfig, out_dir: str | os.PathLike) -> None:
     """Record ``cfg`` in ``out_dir/config.json``; refuse (:class:`InputError`, one line) a path
     that is not a folder, a damaged ``config.json``, or a folder holding another config's runs
