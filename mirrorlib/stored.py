@@ -133,7 +133,9 @@ def describe_together(records: Mapping[str, Provenance]) -> str:
 
 
 def describe_device(device: str | torch.device = "cpu") -> str:
-    """The device in words: the GPU's name, or the CPU's model and its core count."""
+    """The device in words: the GPU's name, or the CPU's model, the instruction set of torch's
+    CPU kernels (training rounds differently with each: ``AVX2``, ``AVX512``), and its core
+    count."""
     device = torch.device(device)
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
@@ -146,7 +148,11 @@ def describe_device(device: str | torch.device = "cpu") -> str:
     except OSError:
         pass
     threads = torch.get_num_threads()
-    return f"cpu: {model}, {os.cpu_count()} cores, {threads} torch thread{'s' * (threads != 1)}"
+    kernels = torch.backends.cpu.get_cpu_capability()
+    return (
+        f"cpu: {model} (torch kernels: {kernels}), {os.cpu_count()} cores, {threads} torch "
+        f"thread{'s' * (threads != 1)}"
+    )
 
 
 def _paths(root: Path, chapter: str, name: str) -> tuple[Path, Path]:

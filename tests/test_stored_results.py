@@ -8,6 +8,7 @@ import io
 
 import pandas as pd
 import pytest
+import torch
 
 from mirrorlib.experiments import biology as bio
 from mirrorlib.experiments import cpu_threads, geometry
@@ -25,6 +26,24 @@ and short-range inputs; 1 and 2 torch threads; three runs) gave bit-identical va
 CSV round trip is exact; the margin covers another BLAS build, whose float32 rounding changes
 the Newton-CG path but not its converged point beyond ~4e-9 of the change in w (the fast
 projection against the dense float64 one, benchmarks/bench_projection.py)."""
+
+
+STORED_CPU_CAPABILITY = "AVX512"
+"""torch's CPU kernels (``torch.backends.cpu.get_cpu_capability()``) of the machines that trained
+the stored networks. Training amplifies the last bits in which kernels of another instruction
+set round: measured at commit 6857248, MLP-32's stored finetuning run (2-norm, seed 0) ends at a
+final loss of 0.02655 as stored, 0.02848 with AVX2 kernels and 0.02708 with the default ones;
+the biology network's accuracy moves by 7e-4, the self-supervised run's loss by 2e-5 and the
+batch-norm lag's by 2e-3. The records did not name the instruction set then; these tests passed on
+those machines and fail on an AVX2-only one at the same commit, and torch's only other x86
+capability above AVX2 is AVX512. Elsewhere the tests that retrain a network are skipped, with
+this reason; the other rows here do not depend on it (they pass with AVX2 kernels too)."""
+
+same_kernels = pytest.mark.skipif(
+    torch.backends.cpu.get_cpu_capability() != STORED_CPU_CAPABILITY,
+    reason=f"retraining reproduces the stored runs only with torch's {STORED_CPU_CAPABILITY} CPU "
+    f"kernels; this machine has {torch.backends.cpu.get_cpu_capability()}",
+)
 
 
 @pytest.mark.parametrize("seed", [0, 29])  # the two stretches of the stored run
@@ -58,6 +77,7 @@ def _assert_rows_equal(again: pd.DataFrame, stored: pd.DataFrame, atol: float = 
                                   check_dtype=False, rtol=RTOL, atol=atol)  # fmt: skip
 
 
+@same_kernels
 def test_a_stored_biology_network_is_retrained():
     # the narrowest hidden layer, seed 0, all three networks: about 10 s
     stored, provenance = read_stored("biology", "network_stats")
@@ -164,6 +184,7 @@ def test_the_stored_sweeps_hold_runs_of_the_paper_configuration():
             assert set(rows["n_samples"]) == {dn.n_samples(cfg.setup(key[0]))}, (name, run_id)
 
 
+@same_kernels
 def test_a_stored_mlp32_finetuning_run_is_reproduced(tmp_path):
     # two torch threads, as in the sweep, whatever earlier tests left set: one thread gives
     # pretrained weights up to 0.15 apart after 5 epochs, and a finetuning run whose final loss
@@ -172,12 +193,14 @@ def test_a_stored_mlp32_finetuning_run_is_reproduced(tmp_path):
     _reproduce_sweep_run(spec, dn.config("paper"), 2, tmp_path)
 
 
+@same_kernels
 def test_a_stored_self_supervised_run_is_reproduced(tmp_path):
     # the SimSiam CNN, 3-norm, seed 0, on one thread as the stored sweep ran: about 35 s
     spec = dn.RunSpec("mnist-cnn", "3-norm", 0, "simsiam")
     _reproduce_sweep_run(spec, dn.config("paper", objectives=("simsiam",), threads=1), 1, tmp_path)
 
 
+@same_kernels
 def test_the_stored_running_statistics_lag_is_reproduced():
     # EfficientNet-Lite0's first look (2 epochs of the 30-epoch cosine) at its checkpoint's
     # batch-norm momentum, on one thread as stored: about a minute
