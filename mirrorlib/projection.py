@@ -42,9 +42,9 @@ __all__ = [
 ]
 
 
-def inverse_curvature(pot: Potential, w: Tensor, cap: float = 1e12) -> Tensor:
+def inverse_curvature(potential: Potential, w: Tensor, cap: float = 1e12) -> Tensor:
     """``dw / dtheta = 1 / phi''(w)``, capped at ``cap`` (the 3-norm's is infinite at 0)."""
-    return (1.0 / pot.hess_diag(w)).clamp(max=cap)
+    return (1.0 / potential.hess_diag(w)).clamp(max=cap)
 
 
 def linearised_solution(X: Tensor, y: Tensor, w0: Tensor, potential: str | Potential) -> Tensor:

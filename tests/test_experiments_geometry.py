@@ -203,9 +203,9 @@ def test_eg_trajectory_stays_in_its_orthant():
 @pytest.mark.parametrize("name", POTENTIALS)
 def test_mirror_descent_converges_to_the_bregman_projection(name, problem):
     expected = reference_projection(name, problem)
-    for method in ("primal", "dual"):
-        got = G.bregman_projection(name, problem.w0, problem.X, problem.y, method=method)
-        np.testing.assert_allclose(got, expected, atol=1e-6)
+    both = G.projections((name,), problem)
+    assert list(both["method"]) == ["primal", "dual"]
+    np.testing.assert_allclose(both[["w1", "w2"]].to_numpy(float), [expected] * 2, atol=1e-6)
     run = G.trajectories((name,), problem, lr=0.05, steps=3000)
     final = run.sort_values("step").iloc[-1][["w1", "w2"]].to_numpy(float)
     np.testing.assert_allclose(final, expected, atol=1e-6)
@@ -222,11 +222,6 @@ def test_projections_differ_between_geometries_and_dual_change_is_in_row_space()
     summary = G.summarise_trajectories(traj, proj)
     assert (summary["row_space_residual"] < 1e-10).all()
     assert (summary[["dist_primal", "dist_dual"]] < 1e-8).to_numpy().all()
-
-
-def test_bregman_projection_rejects_unknown_method():
-    with pytest.raises(ValueError, match="method"):
-        G.bregman_projection("ne", (0.1, 0.3), [[1.0, -1.0]], [0.6], method="newton")
 
 
 def test_mirror_maps_rates():

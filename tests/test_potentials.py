@@ -19,7 +19,7 @@ from mirrorlib import (
     recovery,
     synapse_law,
 )
-from mirrorlib.experiments import linear_regression
+from mirrorlib.experiments import geometry, linear_regression, theory_vs_training
 from mirrorlib.experiments.dual_gaussian import linear as dual_gaussian_linear
 
 POTENTIALS = [
@@ -243,15 +243,18 @@ def test_bad_potential_names(name, message):
         synapse_law,
         linear_regression,
         dual_gaussian_linear,
+        geometry,
+        theory_vs_training,
     ],
     ids=lambda m: m.__name__,
 )
 def test_public_functions_call_the_potential_argument_potential(module):
-    # It was also ``potential_`` and ``potential_name``.
+    # It was also ``potential_``, ``potential_name`` and ``pot``.
     for name, f in vars(module).items():
         if name.startswith("_") or not inspect.isfunction(f):
             continue
-        odd = [a for a in inspect.signature(f).parameters if a.startswith("potential_")]
+        params = inspect.signature(f).parameters
+        odd = [a for a in params if a.startswith("potential_") or a == "pot"]
         assert not odd, f"{module.__name__}.{name}({', '.join(odd)})"
 
 

@@ -11,7 +11,7 @@ per variable) and is deterministic: the same arguments (and ``seed``) give the s
 - :func:`local_rate_check`: ``(step(w, g, lr) - w) / lr -> -g / phi''(w)`` as ``lr -> 0``.
 - :func:`bregman_grid`, :func:`bregman_slice`: Bregman divergences from a reference point on a
   2-D grid and along a line across an axis (both orders of the arguments).
-- :func:`trajectories`, :func:`bregman_projection`, :func:`projections`,
+- :func:`trajectories`, :func:`projections`,
   :func:`summarise_trajectories`: mirror descent on an underdetermined 2-D least-squares problem
   (:class:`LineProblem`) converges to the Bregman projection of ``w0`` onto the line of
   solutions.
@@ -31,7 +31,9 @@ import torch
 from scipy import optimize
 
 from mirrorlib.experiments import preset
-from mirrorlib.potentials import Potential, potential
+from mirrorlib.potentials import Potential
+from mirrorlib.potentials import potential as make_potential
+from mirrorlib.projection import Projection, bregman_projection, bregman_projection_scipy
 
 __all__ = [
     "DIRECTIONS",
@@ -40,7 +42,6 @@ __all__ = [
     "PRESETS",
     "adam_history_dependence",
     "bregman_grid",
-    "bregman_projection",
     "bregman_slice",
     "check_mirror_step",
     "config",
@@ -125,7 +126,7 @@ def config(scale: str = "ci", **overrides) -> GeometryConfig:
 
 
 def _names(potentials) -> list[Potential]:
-    return [potential(p) for p in potentials]
+    return [make_potential(p) for p in potentials]
 
 
 def _proximal_step(pot: Potential, w: np.ndarray, g: np.ndarray, lr: float) -> np.ndarray:
@@ -348,60 +349,25 @@ def trajectories(
     return pd.DataFrame(rows)
 
 
-def bregman_projection(pot, w0, X, y, method: str = "primal") -> np.ndarray:
-    """The Bregman projection ``argmin_w D(w, w0)`` subject to ``X w = y``.
-
-    ``method="primal"`` minimises the divergence directly (scipy SLSQP, with the analytic
-    gradient ``grad_phi(w) - grad_phi(w0)``; for negative entropy each weight is kept on the
-    half-line of its starting sign, outside of which the divergence is infinite).
-    ``method="dual"`` solves the optimality condition instead: ``w = from_dual(grad_phi(w0) +
-    X^T a, sign(w0))`` with ``a`` chosen so that ``X w = y`` (scipy root finding).
-    """
-    pot = potential(pot)
-    w0 = np.asarray(w0, dtype=np.float64)
-    X = np.atleast_2d(np.asarray(X, dtype=np.float64))  # noqa: N806 - the paper's symbol
-    y = np.atleast_1d(np.asarray(y, dtype=np.float64))
-    theta0 = pot.to_dual(w0)
-    if method == "dual":
-
-        def residual(a):
-            return X @ pot.from_dual(theta0 + X.T @ a, np.sign(w0)) - y
-
-        sol = optimize.root(residual, np.zeros(len(y)), method="hybr", options={"xtol": 1e-12})
-        if np.abs(residual(sol.x)).max() > 1e-10 * max(1.0, np.abs(y).max()):
-            raise RuntimeError(f"dual Bregman projection did not converge: {sol.message}")
-        return pot.from_dual(theta0 + X.T @ sol.x, np.sign(w0))
-    if method != "primal":
-        raise ValueError(f"method must be 'primal' or 'dual', got {method!r}")
-    bounds = None
-    start = w0.copy()
-    if pot.needs_sign:
-        tiny = np.finfo(np.float64).tiny
-        bounds = [(tiny, None) if s > 0 else (None, -tiny) if s < 0 else (0.0, 0.0) for s in w0]
-    sol = optimize.minimize(
-        lambda w: float(pot.bregman(w, w0).sum()),
-        start,
-        jac=lambda w: pot.to_dual(w) - theta0,
-        bounds=bounds,
-        constraints=[{"type": "eq", "fun": lambda w: X @ w - y, "jac": lambda w: X}],
-        method="SLSQP",
-        options={"ftol": 1e-15, "maxiter": 1000},
-    )
-    if not sol.success:
-        raise RuntimeError(f"primal Bregman projection did not converge: {sol.message}")
-    return sol.x
-
-
 def projections(potentials=("2-norm", "3-norm", "ne"), problem: LineProblem | None = None):
-    """Bregman projections of ``problem.w0`` onto its line of solutions, both methods.
+    """Bregman projections of ``problem.w0`` onto its line of solutions, by two methods:
+    ``primal`` minimises the divergence directly
+    (:func:`mirrorlib.projection.bregman_projection_scipy`), ``dual`` solves the optimality
+    condition ``grad_phi(w) = grad_phi(w0) + X^T a`` for ``a``
+    (:func:`mirrorlib.projection.bregman_projection`).
 
     Columns ``potential, method, w1, w2, divergence`` (``D(w*, w0)``) and ``loss``.
     """
     problem = problem or LineProblem()
+    X, y, w0 = (torch.tensor(v, dtype=torch.float64) for v in (problem.X, [problem.y], problem.w0))
+    solvers = {
+        "primal": lambda pot: bregman_projection_scipy(X, y, w0, pot),
+        "dual": lambda pot: _converged(bregman_projection(X, y, w0, pot, tol=1e-15)).w.numpy(),
+    }
     rows = []
     for pot in _names(potentials):
-        for method in ("primal", "dual"):
-            w = bregman_projection(pot, problem.w0, problem.X, problem.y, method=method)
+        for method, solve in solvers.items():
+            w = solve(pot)
             rows.append(
                 {
                     "potential": pot.name,
@@ -413,6 +379,12 @@ def projections(potentials=("2-norm", "3-norm", "ne"), problem: LineProblem | No
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _converged(proj: Projection) -> Projection:
+    if not proj.converged:
+        raise RuntimeError(f"Bregman projection did not converge: residual {proj.residual:.3g}")
+    return proj
 
 
 def summarise_trajectories(
@@ -432,7 +404,7 @@ def summarise_trajectories(
     x_hat = np.asarray(problem.x) / np.linalg.norm(problem.x)
     rows = []
     for name, run in trajectories.groupby("potential", sort=False):
-        pot = potential(name)
+        pot = make_potential(name)
         path = run.sort_values("step")[["w1", "w2"]].to_numpy(dtype=np.float64, copy=True)
         w_t = path[-1]
         change = pot.to_dual(w_t) - pot.to_dual(w0)
@@ -465,7 +437,7 @@ def mirror_maps(
     mags = np.geomspace(w_min, w_max, n)
     w = np.concatenate([-mags[::-1], mags])
     pots = [(pot, np.nan) for pot in _names(potentials)]
-    pots += [(potential("hypentropy", beta=b), float(b)) for b in betas]
+    pots += [(make_potential("hypentropy", beta=b), float(b)) for b in betas]
     frames = [
         pd.DataFrame(
             {
@@ -493,10 +465,10 @@ def hypentropy_limits(
     difference between the two *updates* ``w' - w``.
     """
     rng = np.random.default_rng(seed)
-    ne, gd = potential("ne"), potential("2-norm")
+    ne, gd = make_potential("ne"), make_potential("2-norm")
     rows = []
     for beta in betas:
-        hyp = potential("hypentropy", beta=beta)
+        hyp = make_potential("hypentropy", beta=beta)
         for regime, (lo, hi) in (("large", (100.0, 1000.0)), ("small", (1e-3, 1e-2))):
             mags = beta * np.exp(rng.uniform(np.log(lo), np.log(hi), n))
             w = rng.choice([-1.0, 1.0], size=n) * mags

@@ -36,7 +36,8 @@ from mirrorlib.experiments.linear_regression import (
     train_batched,
 )
 from mirrorlib.experiments.linear_regression import config as linreg_config
-from mirrorlib.potentials import Potential, potential
+from mirrorlib.potentials import Potential
+from mirrorlib.potentials import potential as make_potential
 from mirrorlib.projection import bregman_projection
 from mirrorlib.stats import delta_cdf
 
@@ -80,7 +81,7 @@ class TheoryVsTrainingConfig:
         need(all(int(d) >= 10 for d in self.dims), "dims must be >= 10")
         need(0 < self.alpha < 1, "alpha must lie in (0, 1)")
         for name in self.potentials:
-            potential(name)
+            make_potential(name)
         need(self.seeds >= 1, "seeds must be >= 1")
         need(self.long_factor >= 1, "long_factor must be >= 1")
 
@@ -111,7 +112,7 @@ def config(scale: str = "ci", **overrides) -> TheoryVsTrainingConfig:
 
 
 def endpoint_stats(
-    pot: Potential, X: Tensor, y: Tensor, w0: Tensor, w: Tensor, w_star: Tensor
+    potential: Potential, X: Tensor, y: Tensor, w0: Tensor, w: Tensor, w_star: Tensor
 ) -> dict[str, float]:
     """How far the endpoint ``w`` is from the projection ``w_star`` (all in float64):
 
@@ -121,10 +122,10 @@ def endpoint_stats(
     grad_phi(w0)``).
     """
     X, y, w0, w, w_star = (t.double() for t in (X, y, w0, w, w_star))
-    theta0, theta_star, theta = pot.to_dual(w0), pot.to_dual(w_star), pot.to_dual(w)
+    theta0, theta_star, theta = (potential.to_dual(t) for t in (w0, w_star, w))
     return {
         "loss": float((X @ w - y).square().mean()),
-        "bregman": float(pot.bregman(w, w0).sum()),
+        "bregman": float(potential.bregman(w, w0).sum()),
         "dual_distance": float((theta - theta_star).norm() / (theta_star - theta0).norm()),
         "distance": float((w - w_star).norm() / (w_star - w0).norm()),
         "delta_cdf": delta_cdf(theta - theta0),
@@ -139,7 +140,7 @@ def _cell(cfg: TheoryVsTrainingConfig, p: float, D: int) -> list[dict]:
     null = delta_cdf_null(D, p)
     rows = []
     for name in cfg.potentials:
-        pot = potential(name)
+        pot = make_potential(name)
         choice = select_lr(held.X, held.y, held.w0, pot, fig2.lrs)
         trained = {
             "fig2": train_batched(seeds.X, seeds.y, seeds.w0, pot, choice.lr, choice.steps)[0]

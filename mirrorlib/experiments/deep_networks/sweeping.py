@@ -29,6 +29,7 @@ from mirrorlib.experiments.deep_networks.settings import (
     RunSpec,
     run_specs,
 )
+from mirrorlib.potentials import potential as make_potential
 from mirrorlib.recovery import InputError
 
 # --------------------------------------------------------------------------- the sweep
@@ -145,12 +146,15 @@ def restore_runs(
     only the runs still missing, at the same rates: a new machine continues a stored sweep.
     Files already in ``out_dir`` are kept. Returns (runs written, records written)."""
     check_folder(cfg, out_dir)
-    specs = {s.run_id: s for s in run_specs(cfg)}
+    specs = {
+        (s.architecture, s.objective, make_potential(s.trained_potential).name, s.seed): s
+        for s in run_specs(cfg)
+    }
     keys = ["architecture", "objective", "trained_potential", "seed"]
     runs = written = 0
     chosen: dict[tuple[str, str, str], float] = {}
     for (arch, objective, pot, seed), rows in table.groupby(keys, sort=False):
-        spec = specs.get(f"{arch}__{objective}__{pot}__seed{seed}")
+        spec = specs.get((arch, objective, pot, seed))
         if spec is None:
             continue
         if len(rows) != len(cfg.candidates):
