@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pandas as pd
 
@@ -20,11 +21,15 @@ from mirrorlib.experiments.deep_networks import (
     execute_sweep,
     recovery_table,
     restore_runs,
+    search_seconds,
     select_specs,
+    store_runs,
     stored_sweep,
     sweep_tasks,
 )
 from mirrorlib.recovery import InputError
+from mirrorlib.results import _check_name
+from mirrorlib.stored import Provenance
 
 __all__ = ["COMMAND_HELP", "add_arguments", "main"]
 
@@ -47,6 +52,7 @@ Examples:
   python -m mirrorlib finetune --scale paper --part 2/4 --out sweep/
   python -m mirrorlib finetune --scale paper --threads 1 --out sweep/ &   # twice: two cores
   python -m mirrorlib finetune --scale paper --from-stored --out sweep/   # a new machine
+  python -m mirrorlib finetune --scale paper --networks mlp-32 --out sweep/ --store my_mlp
 
 Exit status: 0 every selected run is done, 1 a run failed (named in the summary), 2 bad
 arguments (one line on stderr).
@@ -98,6 +104,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="(paper scale) first copy the stored runs of results/paper/deep_networks/ and "
         "their learning rates into OUT, so that only the runs not stored yet run",
     )  # fmt: skip
+    parser.add_argument(
+        "--store", metavar="NAME",
+        help="(paper scale) after the sweep, store its finished runs of the selected networks "
+        "as results/paper/deep_networks/NAME.csv.gz with their provenance (this checkout's "
+        "commit, the command, this device, the date, the runs' and searches' own times); an "
+        "existing NAME must come back unchanged, and gains the new runs",
+    )  # fmt: skip
+    parser.add_argument(
+        "--note", metavar="TEXT",
+        help="with --store: a sentence for the stored record's note (say, where runs ran "
+        "that this machine did not run)",
+    )  # fmt: skip
     parser.add_argument("--list", action="store_true", help="print the run ids and exit")
 
 
@@ -129,6 +147,7 @@ def _main(args: argparse.Namespace) -> int:
         overrides["threads"] = args.threads
     if args.from_stored and args.scale != "paper":
         raise InputError("--from-stored continues the stored paper-scale sweep: add --scale paper")
+    _check_store(args)
     cfg = config(args.scale, **overrides)
     try:
         i, k = (int(v) for v in args.part.split("/"))
@@ -154,7 +173,48 @@ def _main(args: argparse.Namespace) -> int:
     print(report.format())
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(recovery_table(collect(args.out, cfg)).to_string(index=False))
+    if args.store is not None:
+        record = Provenance.of_this_run(_command(args), 0.0, device, args.note or "")
+        if args.ray is not None:
+            record = replace(record, device=f"Ray cluster ({args.ray}), {device}")
+        table, searched = collect(args.out, cfg, specs), search_seconds(cfg, args.out, specs)
+        stored, added = store_runs(table, args.store, record, searched)
+        if added:
+            print(f"stored as results/paper/deep_networks/{args.store} ({added} new run(s)): "
+                  f"{stored.note}")  # fmt: skip
+        else:
+            print(f"nothing stored: results/paper/deep_networks/{args.store} holds these runs")
     return 1 if report.failed else 0
+
+
+def _check_store(args: argparse.Namespace) -> None:
+    """``--store`` and ``--note``: refused before anything runs."""
+    if args.note is not None and args.store is None:
+        raise InputError("--note goes with --store NAME")
+    if args.store is None:
+        return
+    if args.scale != "paper":
+        raise InputError("--store writes a stored paper-scale table: add --scale paper")
+    if args.part != "1/1":
+        raise InputError("--store takes the whole sweep: store once every --part is done")
+    try:
+        _check_name(args.store, ".csv", ".csv.gz", ".json")
+    except ValueError as err:
+        raise InputError(f"--store: {err}") from None
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that ``args`` stands for, as a stored record gives it."""
+    words = ["python -m mirrorlib finetune", f"--scale {args.scale}"]
+    if args.networks:
+        words.append("--networks " + " ".join(args.networks))
+    for flag, value in (("--seeds", args.seeds), ("--threads", args.threads),
+                        ("--device", args.device), ("--ray", args.ray)):  # fmt: skip
+        if value is not None:
+            words.append(f"{flag} {value}")
+    if args.from_stored:
+        words.append("--from-stored")
+    return " ".join([*words, f"--out {args.out}", f"--store {args.store}"])
 
 
 def _cluster_device(

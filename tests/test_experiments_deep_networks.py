@@ -240,6 +240,50 @@ def test_restored_runs_and_rates_are_not_run_again(sweep, tmp_path):
         dn.restore_runs(cfg, tmp_path, table.iloc[:-1])
 
 
+def test_stored_runs_keep_their_provenance_and_grow_only_by_new_runs(sweep, tmp_path):
+    from dataclasses import replace
+
+    from mirrorlib.stored import Provenance, read_stored
+
+    _, _, table = sweep
+    record = Provenance("abc1234fed", "cmd", "cpu: test", "2.13", "2026-12-07 01:00 UTC", 0, "")
+    first = table[table["seed"] == 0]
+    runs_s = first.drop_duplicates("trained_potential")["seconds"].sum()
+    stored, added = dn.store_runs(first, "t", replace(record, note="A test."), 60.0, tmp_path)
+    assert added == 3 and stored.wall_time_s == round(runs_s + 60.0, 1)
+    assert stored.note == (
+        f"{dn.runs_held(first)}. The wall time is the sum of the runs' own times and the "
+        "learning-rate searches' (60 seconds). A test."
+    )
+    assert dn.runs_held(first) == (
+        "MLP-32: 3 runs (seeds per trained potential: 2-norm 1, 3-norm 1, negative entropy 1)"
+    )
+    again, kept = read_stored("deep_networks", "t", tmp_path)
+    pd.testing.assert_frame_equal(again, first.reset_index(drop=True))
+    assert kept == stored
+    # the second seed joins; the first seed's rows come back unchanged
+    grown, added = dn.store_runs(table, "t", replace(record, commit="fff9999aaa"), 5.0, tmp_path)
+    all_s = table.drop_duplicates(["trained_potential", "seed"])["seconds"].sum()
+    assert added == 3 and grown.commit == "fff9999aaa"
+    assert grown.wall_time_s == pytest.approx(stored.wall_time_s - runs_s + all_s, abs=0.11)
+    assert grown.note.startswith(f"{dn.runs_held(table)}. 3 of them (MLP-32 with the 2-norm, "
+                                 "seed 1; MLP-32 with the 3-norm, seed 1; MLP-32 with the "
+                                 "negative entropy, seed 1) were stored at commit fff9999, "
+                                 "joining the 3 stored at commit abc1234 on 2026-12-07 01:00 "
+                                 "UTC, whose "
+                                 f"record read: \u201c{stored.note}\u201d")  # fmt: skip
+    assert dn.store_runs(table, "t", record, 0.0, tmp_path) == (grown, 0)  # nothing new
+    changed = table.copy()
+    changed.loc[0, "delta_cdf"] += 1e-9
+    with pytest.raises(InputError, match=r"differs from the stored table t \(delta_cdf"):
+        dn.store_runs(changed, "t", record, 0.0, tmp_path)
+    with pytest.raises(InputError, match="which the sweep folder lacks: add --from-stored"):
+        dn.store_runs(table[table["seed"] == 1], "t", record, 0.0, tmp_path)
+    with pytest.raises(InputError, match="no finished runs to store as t"):
+        dn.store_runs(table.iloc[:0], "t", record, 0.0, tmp_path)
+    assert read_stored("deep_networks", "t", tmp_path)[1] == grown
+
+
 def test_a_sweep_folder_refuses_runs_of_other_settings(sweep):
     cfg, out, _ = sweep
     with pytest.raises(InputError, match="other settings"):

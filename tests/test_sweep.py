@@ -199,6 +199,10 @@ def test_an_interrupted_run_of_the_sweep_resumes_from_its_checkpoint(
         (["--part", "3/2"], "--part must be i/k"),
         (["--networks", "rnn-10000"], "no network(s) rnn-10000"),
         (["--from-stored"], "--from-stored continues the stored paper-scale sweep"),
+        (["--store", "x"], "--store writes a stored paper-scale table: add --scale paper"),
+        (["--note", "n"], "--note goes with --store NAME"),
+        (["--scale", "paper", "--store", "x", "--part", "1/2"], "--store takes the whole sweep"),
+        (["--scale", "paper", "--store", "a/b"], "--store: a result name must be a plain file"),
     ],
 )
 def test_finetune_argument_errors_exit_2_with_one_line(tmp_path, capsys, argv, message):
@@ -225,6 +229,37 @@ def test_finetune_refuses_a_file_a_folder_of_other_settings_and_an_absent_gpu(tm
         err = capsys.readouterr().err
         assert "--device cuda" in err and err.count("\n") == 1
         assert not (tmp_path / "gpu").exists()
+
+
+def test_finetune_stores_the_finished_runs_with_their_provenance(tmp_path, monkeypatch, capsys):
+    from mirrorlib import stored
+
+    root = tmp_path / "paper"
+    shutil.copytree(stored.STORED_ROOT / "deep_networks", root / "deep_networks")
+    monkeypatch.setattr(stored, "STORED_ROOT", root)
+    out = tmp_path / "sweep"
+    argv = ["finetune", "--scale", "paper", "--from-stored", "--networks", "mlp-32"]
+    argv += ["--out", str(out), "--store", "mlp32", "--note", "Runs restored."]
+    assert cli.main(argv) == 0  # every run is stored: nothing runs
+    assert "stored as results/paper/deep_networks/mlp32 (30 new run(s))" in capsys.readouterr().out
+    table, record = stored.read_stored("deep_networks", "mlp32")
+    runs = dn.stored_sweep()[0].query("architecture == 'mlp-32'").reset_index(drop=True)
+    pd.testing.assert_frame_equal(table, runs, check_dtype=False)
+    assert record.command == (
+        "python -m mirrorlib finetune --scale paper --networks mlp-32 --device auto "
+        f"--from-stored --out {out} --store mlp32"
+    )
+    assert record.note == (
+        "MLP-32: 30 runs (seeds per trained potential: 2-norm 10, 3-norm 10, negative entropy "
+        "10). The wall time is the sum of the runs' own times. Runs restored."
+    )
+    seconds = runs.drop_duplicates(["trained_potential", "seed"])["seconds"].sum()
+    assert record.wall_time_s == round(seconds, 1)
+    assert record.device == stored.describe_device("cpu")
+    assert cli.main(argv[:-2]) == 0
+    assert "nothing stored: results/paper/deep_networks/mlp32 holds these runs" in (
+        capsys.readouterr().out
+    )
 
 
 def test_the_cli_has_a_version_and_plain_text_help_for_every_option(capsys):

@@ -80,6 +80,32 @@ def _seeds_in_words(seeds: Collection[int]) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {and_list(map(str, seeds))}"
 
 
+def runs_held(runs: pd.DataFrame) -> str:
+    """What a run table (:data:`COLUMNS`) holds, per network (and objective), with the seeds
+    of each trained potential: ``"EfficientNet-Lite0: 30 runs (seeds per trained potential:
+    2-norm 10, 3-norm 10, negative entropy 10)"``, several networks joined by ``"; "``."""
+    each_run = runs.drop_duplicates(["architecture", "objective", "trained_potential", "seed"])
+    parts = []
+    for (arch, objective), rows in each_run.groupby(["architecture", "objective"], sort=False):
+        seeds = rows.groupby("trained_potential", sort=False)["seed"].nunique()
+        each = ", ".join(f"{potential_in_words(pot)} {n}" for pot, n in seeds.items())
+        runs_word = "run" if len(rows) == 1 else "runs"
+        parts.append(f"{_label(arch, objective)}: {len(rows)} {runs_word} "
+                     f"(seeds per trained potential: {each})")  # fmt: skip
+    return "; ".join(parts)
+
+
+def runs_by_seed(runs: pd.DataFrame) -> str:
+    """The runs of a run table (:data:`COLUMNS`) by network and trained potential, with their
+    seeds: ``"EfficientNet-Lite0 with the 3-norm, seeds 3, 4 and 5"``, joined by ``"; "``."""
+    keys = ["architecture", "objective", "trained_potential"]
+    return "; ".join(
+        f"{_label(arch, objective)} with the {potential_in_words(pot)}, "
+        f"{_seeds_in_words(rows['seed'].unique())}"
+        for (arch, objective, pot), rows in runs.groupby(keys, sort=False)
+    )
+
+
 def retried_listing(runs: pd.DataFrame) -> str:
     """The runs of a run table (:data:`COLUMNS`) repeated at a smaller learning rate than the
     one chosen for their (network, objective, trained potential) (the largest rate among its

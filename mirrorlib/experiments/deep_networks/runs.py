@@ -121,7 +121,9 @@ def search_lr(
     on a separate draw of ``N`` examples (seed ``10_000 + cfg.seed``) for ``cfg.search_epochs``
     (default ``cfg.epochs``) epochs without extension; the one reaching 100 % in the fewest
     epochs wins, ties and misses going to the higher accuracy, then the lower final loss
-    (self-supervised: the lowest final loss). Returns ``{"lr", "grid", "trials"}``."""
+    (self-supervised: the lowest final loss). Returns ``{"lr", "grid", "trials", "seconds"}``
+    (the search's wall time)."""
+    start = time.perf_counter()
     pot = make_potential(trained_potential).name
     grid = cfg.lr_grid(setup.architecture, pot, objective)
     search_seed = 10_000 + cfg.seed
@@ -144,7 +146,8 @@ def search_lr(
                        "loss": loss, "key": key})  # fmt: skip
     best = min(scores, key=lambda s: s["key"])
     return {"lr": best["lr"], "grid": list(grid),
-            "trials": [{k: v for k, v in s.items() if k != "key"} for s in scores]}  # fmt: skip
+            "trials": [{k: v for k, v in s.items() if k != "key"} for s in scores],
+            "seconds": time.perf_counter() - start}  # fmt: skip
 
 
 def choose_lr(

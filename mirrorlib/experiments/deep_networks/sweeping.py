@@ -8,13 +8,14 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
 
 from mirrorlib import networks as nw
 from mirrorlib import sweep
+from mirrorlib.experiments.deep_networks.prose import runs_by_seed, runs_held
 from mirrorlib.experiments.deep_networks.runs import (
     _lr_task,
     _pretrain_task,
@@ -31,6 +32,8 @@ from mirrorlib.experiments.deep_networks.settings import (
 )
 from mirrorlib.potentials import potential as make_potential
 from mirrorlib.recovery import InputError
+from mirrorlib.stored import Provenance
+from mirrorlib.words import duration_in_words
 
 # --------------------------------------------------------------------------- the sweep
 
@@ -241,6 +244,9 @@ def network_table(cfg: DeepNetworksConfig) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+STORED_CHAPTER = "deep_networks"
+"""The chapter folder of the stored tables: ``results/paper/deep_networks/``."""
+
 STORED_SWEEPS = (
     "sweep_runs",
     "sweep_runs_simsiam",
@@ -256,17 +262,123 @@ def stored_sweep(root: str | os.PathLike | None = None) -> tuple[pd.DataFrame, l
     in one, and their :class:`mirrorlib.stored.Provenance` records."""
     from mirrorlib.stored import read_stored
 
-    parts = [read_stored("deep_networks", name, root) for name in STORED_SWEEPS]
+    parts = [read_stored(STORED_CHAPTER, name, root) for name in STORED_SWEEPS]
     return pd.concat([t for t, _ in parts], ignore_index=True), [p for _, p in parts]
 
 
-def collect(out_dir: str | os.PathLike, cfg: DeepNetworksConfig | None = None) -> pd.DataFrame:
-    """Every finished run under ``out_dir/runs/`` as one table (only ``cfg``'s specs when
-    given), sorted by network size, objective, trained potential, seed and candidate. Each file
-    is checked (:func:`mirrorlib.sweep.read_file`): a damaged one raises
-    :class:`mirrorlib.sweep.DamagedFile` naming it."""
+_RUN_KEYS = ["architecture", "objective", "trained_potential", "seed"]
+
+
+def store_runs(
+    table: pd.DataFrame,
+    name: str,
+    record: Provenance,
+    search_seconds: float = 0.0,
+    root: str | os.PathLike | None = None,
+) -> tuple[Provenance, int]:
+    """Store the finished runs ``table`` (:func:`collect`'s columns) as the paper-scale table
+    ``deep_networks/<name>`` (:func:`mirrorlib.stored.write_stored`) with ``record``'s commit,
+    command, device, torch and date; its wall time is the sum of the runs' own times
+    (``seconds``) and ``search_seconds`` (the learning-rate searches', :func:`search_seconds`),
+    and its note says what the table holds (:func:`runs_held`), then ``record.note``.
+
+    Where ``name`` is stored already, every stored run must be in ``table`` with the same
+    values (:class:`InputError`, naming the first that is not: a stored result is never
+    replaced silently). The new record then keeps the part of the old wall time beyond its
+    runs' (the searches its runs used) in place of ``search_seconds``, and its note names the
+    runs added and quotes the old record. ``record`` describes the checkout and machine that
+    store the table: where runs ran elsewhere or at another commit, say so in ``record.note``.
+    Nothing is written when no run is new. Returns the record in force and the number of runs
+    added."""
+    from mirrorlib.stored import read_stored, write_stored
+
+    if table.empty:
+        raise InputError(f"no finished runs to store as {name}")
+    runs = table.drop_duplicates(_RUN_KEYS)
+    seconds = float(runs["seconds"].sum())
+    try:
+        old, old_record = read_stored(STORED_CHAPTER, name, root)
+    except FileNotFoundError:
+        searches = (
+            f" and the learning-rate searches' ({duration_in_words(search_seconds)})"
+            if search_seconds
+            else ""
+        )
+        history = f"The wall time is the sum of the runs' own times{searches}."
+        wall, added = seconds + search_seconds, runs
+    else:
+        _check_kept(old, table, name)
+        old_runs = old.drop_duplicates(_RUN_KEYS)
+        added = runs.merge(old_runs[_RUN_KEYS], on=_RUN_KEYS, how="left", indicator=True)
+        added = added[added.pop("_merge") == "left_only"]
+        if added.empty:
+            return old_record, 0
+        wall = old_record.wall_time_s - float(old_runs["seconds"].sum()) + seconds
+        history = (
+            f"{len(added)} of them ({runs_by_seed(added)}) were stored at commit "
+            f"{record.commit[:7]}, joining the {len(old_runs)} stored at commit "
+            f"{old_record.commit[:7]} on {old_record.date}, whose record read: "
+            f"\u201c{old_record.note}\u201d"
+        )
+    note = " ".join(part for part in (f"{runs_held(table)}.", history, record.note) if part)
+    record = replace(record, wall_time_s=wall, note=note)
+    return write_stored(table, STORED_CHAPTER, name, record, root), len(added)
+
+
+def search_seconds(
+    cfg: DeepNetworksConfig, out_dir: str | os.PathLike, specs: Sequence[RunSpec]
+) -> float:
+    """The wall time of the learning-rate searches in ``out_dir`` that ``specs`` use, as their
+    records give it (records without a time, such as :func:`restore_runs`', count 0)."""
+    keys = {(s.architecture, make_potential(s.trained_potential).name, s.objective) for s in specs}
+    total = 0.0
+    for arch, pot, objective in keys:
+        if len(cfg.lr_grid(arch, pot, objective)) > 1:
+            task = _lr_task(cfg.setup(arch), pot, objective, cfg, "cpu")
+            if sweep.is_stored(task.path(out_dir), task.codec):
+                total += float(sweep.read_file(task.path(out_dir), task.codec).get("seconds", 0))
+    return total
+
+
+def _check_kept(old: pd.DataFrame, table: pd.DataFrame, name: str) -> None:
+    """Every row of the stored table ``old`` is in ``table`` with the same values."""
+    keys = [*_RUN_KEYS, "candidate"]
+    both = old.merge(table, on=keys, how="left", suffixes=("", "_now"), indicator=True)
+    for _, row in both.iterrows():
+        run = RunSpec(row["architecture"], row["trained_potential"], int(row["seed"]),
+                      row["objective"]).run_id  # fmt: skip
+        if row["_merge"] == "left_only":
+            raise InputError(
+                f"the stored table {name} has run {run}, which the sweep folder lacks: add "
+                "--from-stored to copy the stored runs into it"
+            )
+        for column in old.columns.difference(keys):
+            was, now = row[column], row[f"{column}_now"]
+            same = (pd.isna(was) and pd.isna(now)) or (
+                was == now
+                if isinstance(was, str) or isinstance(now, str)
+                else math.isclose(was, now, rel_tol=1e-12, abs_tol=0.0)
+            )
+            if not same:
+                raise InputError(
+                    f"run {run} differs from the stored table {name} ({column} {now!r}, "
+                    f"stored {was!r}): store it under another name, or delete the stored table"
+                )
+
+
+def collect(
+    out_dir: str | os.PathLike,
+    cfg: DeepNetworksConfig | None = None,
+    specs: Sequence[RunSpec] | None = None,
+) -> pd.DataFrame:
+    """Every finished run under ``out_dir/runs/`` as one table (only those of ``specs``, or
+    else of ``cfg``'s specs, when given), sorted by network size, objective, trained potential,
+    seed and candidate. Each file is checked (:func:`mirrorlib.sweep.read_file`): a damaged one
+    raises :class:`mirrorlib.sweep.DamagedFile` naming it."""
     folder = Path(out_dir) / "runs"
-    wanted = {s.run_id for s in run_specs(cfg)} if cfg is not None else None
+    if specs is None and cfg is not None:
+        specs = run_specs(cfg)
+    wanted = {s.run_id for s in specs} if specs is not None else None
     frames = [
         sweep.read_file(f, _RUN_CODEC)
         for f in sorted(folder.glob("*.csv"))
