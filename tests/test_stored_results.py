@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -37,7 +38,16 @@ the biology network's accuracy moves by 7e-4, the self-supervised run's loss by 
 batch-norm lag's by 2e-3. The records did not name the instruction set then; these tests passed on
 those machines and fail on an AVX2-only one at the same commit, and torch's only other x86
 capability above AVX2 is AVX512. Elsewhere the tests that retrain a network are skipped, with
-this reason; the other rows here do not depend on it (they pass with AVX2 kernels too)."""
+this reason, except MLP-32's finetuning run, which is checked there to :data:`OTHER_KERNELS_ATOL`;
+the other rows here do not depend on it (they pass with AVX2 kernels too)."""
+
+OTHER_KERNELS_ATOL = 0.02
+"""Absolute tolerance on a stored MLP-32 run's Delta-CDF columns recomputed with other CPU kernels
+than :data:`STORED_CPU_CAPABILITY`. Measured at commit 8a9bbc2 with AVX2 kernels, MLP-32's seed-0
+runs (2-norm, 3-norm, negative entropy; two threads) ended at the stored epochs and training
+accuracy, with the stored best candidate, and Delta-CDF (centred and uncentred) within 0.0078 of
+the stored values (3.1 % of them at most); their final losses moved by up to 13 %. The check there
+is of the run's verdict: the same epochs, accuracy and best candidate, Delta-CDF within this."""
 
 same_kernels = pytest.mark.skipif(
     torch.backends.cpu.get_cpu_capability() != STORED_CPU_CAPABILITY,
@@ -146,10 +156,11 @@ def test_stored_synapse_data_repetitions_are_reproduced():
     _assert_rows_equal(again, stored[(stored["n"] == n) & (stored["rep"] == 0)])
 
 
-def _reproduce_sweep_run(spec, cfg, threads: int, folder) -> None:
+def _reproduce_sweep_run(spec, cfg, threads: int, folder, exact: bool = True) -> None:
     """Pretrain the network again, finetune ``spec`` at its stored learning rate (the search is
     not rerun) on ``threads`` torch threads, and compare with the stored rows: float32 rounding
-    depends on the thread count, so it must be the sweep's."""
+    depends on the thread count, so it must be the sweep's. ``exact=False`` (other CPU kernels
+    than the stored run's) compares the run's verdict instead (:data:`OTHER_KERNELS_ATOL`)."""
     stored, _ = dn.stored_sweep()
     cell = stored[(stored["architecture"] == spec.architecture) & (stored["seed"] == spec.seed)
                   & (stored["trained_potential"] == spec.trained_potential)
@@ -160,7 +171,15 @@ def _reproduce_sweep_run(spec, cfg, threads: int, folder) -> None:
         again = dn.finetune_run(spec, cfg, "cpu", float(cell["lr"].iloc[0]), state)
     again = again.sort_values("candidate").drop(columns=["seconds"])
     cell = cell.sort_values("candidate").drop(columns=["seconds"])
-    _assert_rows_equal(again, cell)
+    if exact:
+        _assert_rows_equal(again, cell)
+        return
+    for column in ("epochs", "train_accuracy", "n_weights", "n_samples", "lr"):
+        assert list(again[column]) == list(cell[column]), column
+    best = [rows.set_index("candidate")["delta_cdf"].idxmin() for rows in (again, cell)]
+    assert best[0] == best[1]
+    for column in ("delta_cdf", "delta_cdf_uncentred"):
+        np.testing.assert_allclose(again[column], cell[column], rtol=0, atol=OTHER_KERNELS_ATOL)
 
 
 def test_the_stored_sweeps_hold_runs_of_the_paper_configuration():
@@ -184,13 +203,14 @@ def test_the_stored_sweeps_hold_runs_of_the_paper_configuration():
             assert set(rows["n_samples"]) == {dn.n_samples(cfg.setup(key[0]))}, (name, run_id)
 
 
-@same_kernels
 def test_a_stored_mlp32_finetuning_run_is_reproduced(tmp_path):
     # two torch threads, as in the sweep, whatever earlier tests left set: one thread gives
     # pretrained weights up to 0.15 apart after 5 epochs, and a finetuning run whose final loss
-    # differs by 3e-7 (relative); seconds on two idle cores
+    # differs by 3e-7 (relative); seconds on two idle cores. With other CPU kernels than the
+    # stored run's, its verdict is compared instead (OTHER_KERNELS_ATOL)
     spec = dn.RunSpec("mlp-32", "2-norm", 0, "supervised")
-    _reproduce_sweep_run(spec, dn.config("paper"), 2, tmp_path)
+    exact = torch.backends.cpu.get_cpu_capability() == STORED_CPU_CAPABILITY
+    _reproduce_sweep_run(spec, dn.config("paper"), 2, tmp_path, exact)
 
 
 @same_kernels
