@@ -38,16 +38,18 @@ the biology network's accuracy moves by 7e-4, the self-supervised run's loss by 
 batch-norm lag's by 2e-3. The records did not name the instruction set then; these tests passed on
 those machines and fail on an AVX2-only one at the same commit, and torch's only other x86
 capability above AVX2 is AVX512. Elsewhere the tests that retrain a network are skipped, with
-this reason, except MLP-32's finetuning run, which is checked there to :data:`OTHER_KERNELS_ATOL`;
-the other rows here do not depend on it (they pass with AVX2 kernels too)."""
+this reason, except the two finetuning runs of the sweep (MLP-32, the self-supervised CNN), whose
+verdicts are checked there (:data:`OTHER_KERNELS_ATOL`); the other rows here do not depend on
+the kernels (they pass with AVX2 kernels too)."""
 
 OTHER_KERNELS_ATOL = 0.02
-"""Absolute tolerance on a stored MLP-32 run's Delta-CDF columns recomputed with other CPU kernels
+"""Absolute tolerance on a stored sweep run's Delta-CDF columns recomputed with other CPU kernels
 than :data:`STORED_CPU_CAPABILITY`. Measured at commit 8a9bbc2 with AVX2 kernels, MLP-32's seed-0
 runs (2-norm, 3-norm, negative entropy; two threads) ended at the stored epochs and training
 accuracy, with the stored best candidate, and Delta-CDF (centred and uncentred) within 0.0078 of
-the stored values (3.1 % of them at most); their final losses moved by up to 13 %. The check there
-is of the run's verdict: the same epochs, accuracy and best candidate, Delta-CDF within this."""
+the stored values (3.1 % of them at most); their final losses moved by up to 13 %. The
+self-supervised CNN's seed-0 runs (one thread) came within 1.4e-4. The check there is of the
+run's verdict: the same epochs, accuracy and best candidate, Delta-CDF within this."""
 
 same_kernels = pytest.mark.skipif(
     torch.backends.cpu.get_cpu_capability() != STORED_CPU_CAPABILITY,
@@ -175,7 +177,7 @@ def _reproduce_sweep_run(spec, cfg, threads: int, folder, exact: bool = True) ->
         _assert_rows_equal(again, cell)
         return
     for column in ("epochs", "train_accuracy", "n_weights", "n_samples", "lr"):
-        assert list(again[column]) == list(cell[column]), column
+        np.testing.assert_array_equal(again[column], cell[column], err_msg=column)
     best = [rows.set_index("candidate")["delta_cdf"].idxmin() for rows in (again, cell)]
     assert best[0] == best[1]
     for column in ("delta_cdf", "delta_cdf_uncentred"):
@@ -213,11 +215,13 @@ def test_a_stored_mlp32_finetuning_run_is_reproduced(tmp_path):
     _reproduce_sweep_run(spec, dn.config("paper"), 2, tmp_path, exact)
 
 
-@same_kernels
 def test_a_stored_self_supervised_run_is_reproduced(tmp_path):
-    # the SimSiam CNN, 3-norm, seed 0, on one thread as the stored sweep ran: about 35 s
+    # the SimSiam CNN, 3-norm, seed 0, on one thread as the stored sweep ran: about 35 s. With
+    # other CPU kernels than the stored run's, its verdict is compared instead
     spec = dn.RunSpec("mnist-cnn", "3-norm", 0, "simsiam")
-    _reproduce_sweep_run(spec, dn.config("paper", objectives=("simsiam",), threads=1), 1, tmp_path)
+    cfg = dn.config("paper", objectives=("simsiam",), threads=1)
+    exact = torch.backends.cpu.get_cpu_capability() == STORED_CPU_CAPABILITY
+    _reproduce_sweep_run(spec, cfg, 1, tmp_path, exact)
 
 
 @same_kernels
