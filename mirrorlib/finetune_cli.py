@@ -53,6 +53,7 @@ Examples:
   python -m mirrorlib finetune --scale paper --threads 1 --out sweep/ &   # twice: two cores
   python -m mirrorlib finetune --scale paper --from-stored --out sweep/   # a new machine
   python -m mirrorlib finetune --scale paper --networks mlp-32 --out sweep/ --store my_mlp
+  python -m mirrorlib finetune --scale paper --out sweep/ --store my_sweep --no-run   # so far
 
 Exit status: 0 every selected run is done, 1 a run failed (named in the summary), 2 bad
 arguments (one line on stderr).
@@ -116,6 +117,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --store: a sentence for the stored record's note (say, where runs ran "
         "that this machine did not run)",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-run", action="store_true",
+        help="with --store: run nothing, and store the runs finished so far (the rest can be "
+        "stored later, when they are done)",
+    )  # fmt: skip
     parser.add_argument("--list", action="store_true", help="print the run ids and exit")
 
 
@@ -169,8 +175,13 @@ def _main(args: argparse.Namespace) -> int:
     if args.ray is not None:
         executor = sweep.RayExecutor(None if args.ray == "local" else args.ray, args.ray_results)
         device = _cluster_device(args.device, executor, cfg, specs, args.out)
-    report = execute_sweep(cfg, args.out, device, specs, executor, progress=True)
-    print(report.format())
+    if args.no_run:
+        report = None
+        finished = len(collect(args.out, cfg, specs)) // len(cfg.candidates)  # a row each
+        print(f"runs: {finished} of {len(specs)} finished; none run here (--no-run)")
+    else:
+        report = execute_sweep(cfg, args.out, device, specs, executor, progress=True)
+        print(report.format())
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(recovery_table(collect(args.out, cfg)).to_string(index=False))
     if args.store is not None:
@@ -184,13 +195,16 @@ def _main(args: argparse.Namespace) -> int:
                   f"{stored.note}")  # fmt: skip
         else:
             print(f"nothing stored: results/paper/deep_networks/{args.store} holds these runs")
-    return 1 if report.failed else 0
+    return 1 if report is not None and report.failed else 0
 
 
 def _check_store(args: argparse.Namespace) -> None:
-    """``--store`` and ``--note``: refused before anything runs."""
-    if args.note is not None and args.store is None:
-        raise InputError("--note goes with --store NAME")
+    """``--store``, ``--note`` and ``--no-run``: refused before anything runs."""
+    for flag, given in (("--note", args.note is not None), ("--no-run", args.no_run)):
+        if given and args.store is None:
+            raise InputError(f"{flag} goes with --store NAME")
+    if args.no_run and args.ray is not None:
+        raise InputError("--no-run runs nothing: leave out --ray")
     if args.store is None:
         return
     if args.scale != "paper":
@@ -212,8 +226,8 @@ def _command(args: argparse.Namespace) -> str:
                         ("--device", args.device), ("--ray", args.ray)):  # fmt: skip
         if value is not None:
             words.append(f"{flag} {value}")
-    if args.from_stored:
-        words.append("--from-stored")
+    words += [flag for flag, on in (("--from-stored", args.from_stored),
+                                    ("--no-run", args.no_run)) if on]  # fmt: skip
     return " ".join([*words, f"--out {args.out}", f"--store {args.store}"])
 
 

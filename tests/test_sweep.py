@@ -203,6 +203,8 @@ def test_an_interrupted_run_of_the_sweep_resumes_from_its_checkpoint(
         (["--note", "n"], "--note goes with --store NAME"),
         (["--scale", "paper", "--store", "x", "--part", "1/2"], "--store takes the whole sweep"),
         (["--scale", "paper", "--store", "a/b"], "--store: a result name must be a plain file"),
+        (["--no-run"], "--no-run goes with --store NAME"),
+        (["--scale", "paper", "--store", "x", "--no-run", "--ray"], "--no-run runs nothing"),
     ],
 )
 def test_finetune_argument_errors_exit_2_with_one_line(tmp_path, capsys, argv, message):
@@ -239,15 +241,19 @@ def test_finetune_stores_the_finished_runs_with_their_provenance(tmp_path, monke
     monkeypatch.setattr(stored, "STORED_ROOT", root)
     out = tmp_path / "sweep"
     argv = ["finetune", "--scale", "paper", "--from-stored", "--networks", "mlp-32"]
+    argv += ["--seeds", "12", "--no-run"]  # seeds 10 and 11 are not run
     argv += ["--out", str(out), "--store", "mlp32", "--note", "Runs restored."]
-    assert cli.main(argv) == 0  # every run is stored: nothing runs
-    assert "stored as results/paper/deep_networks/mlp32 (30 new run(s))" in capsys.readouterr().out
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "runs: 30 of 36 finished; none run here (--no-run)" in printed
+    assert "stored as results/paper/deep_networks/mlp32 (30 new run(s))" in printed
+    assert not list((out / "runs").glob("mlp-32__*__seed1[01].csv"))
     table, record = stored.read_stored("deep_networks", "mlp32")
     runs = dn.stored_sweep()[0].query("architecture == 'mlp-32'").reset_index(drop=True)
     pd.testing.assert_frame_equal(table, runs, check_dtype=False)
     assert record.command == (
-        "python -m mirrorlib finetune --scale paper --networks mlp-32 --device auto "
-        f"--from-stored --out {out} --store mlp32"
+        "python -m mirrorlib finetune --scale paper --networks mlp-32 --seeds 12 --device auto "
+        f"--from-stored --no-run --out {out} --store mlp32"
     )
     assert record.note == (
         "MLP-32: 30 runs (seeds per trained potential: 2-norm 10, 3-norm 10, negative entropy "
