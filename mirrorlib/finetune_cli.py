@@ -175,20 +175,24 @@ def _main(args: argparse.Namespace) -> int:
     if args.ray is not None:
         executor = sweep.RayExecutor(None if args.ray == "local" else args.ray, args.ray_results)
         device = _cluster_device(args.device, executor, cfg, specs, args.out)
-    if args.no_run:
-        report = None
-        finished = len(collect(args.out, cfg, specs)) // len(cfg.candidates)  # a row each
-        print(f"runs: {finished} of {len(specs)} finished; none run here (--no-run)")
-    else:
+    report = None
+    if not args.no_run:
         report = execute_sweep(cfg, args.out, device, specs, executor, progress=True)
         print(report.format())
+    every = collect(args.out, cfg)  # the whole sweep's finished runs, read once
+    # --no-run and --store take whole networks (no --part): the selected networks' rows
+    networks = {s.architecture for s in specs}
+    table = every[every["architecture"].isin(networks)].reset_index(drop=True)
+    if args.no_run:
+        finished = len(table) // len(cfg.candidates)  # a row per candidate
+        print(f"runs: {finished} of {len(specs)} finished; none run here (--no-run)")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(recovery_table(collect(args.out, cfg)).to_string(index=False))
+        print(recovery_table(every).to_string(index=False))
     if args.store is not None:
         record = Provenance.of_this_run(_command(args), 0.0, device, args.note or "")
         if args.ray is not None:
             record = replace(record, device=f"Ray cluster ({args.ray}), {device}")
-        table, searched = collect(args.out, cfg, specs), search_seconds(cfg, args.out, specs)
+        searched = search_seconds(cfg, args.out, specs)
         stored, added = store_runs(table, args.store, record, searched)
         if added:
             print(f"stored as results/paper/deep_networks/{args.store} ({added} new run(s)): "

@@ -273,10 +273,20 @@ def test_stored_runs_keep_their_provenance_and_grow_only_by_new_runs(sweep, tmp_
                                  "UTC, whose "
                                  f"record read: \u201c{stored.note}\u201d")  # fmt: skip
     assert dn.store_runs(table, "t", record, 0.0, tmp_path) == (grown, 0)  # nothing new
-    changed = table.copy()
-    changed.loc[0, "delta_cdf"] += 1e-9
-    with pytest.raises(InputError, match=r"differs from the stored table t \(delta_cdf"):
-        dn.store_runs(changed, "t", record, 0.0, tmp_path)
+    rounded = table.copy()
+    rounded["delta_cdf"] *= 1 + 1e-14  # within 1e-12 relative: the same run
+    assert dn.store_runs(rounded, "t", record, 0.0, tmp_path) == (grown, 0)
+    p_best = table.loc[0, "p_best"]
+    for column, value in (
+        ("delta_cdf", table.loc[0, "delta_cdf"] + 1e-9),
+        ("best", "another"),
+        ("excluded", not table.loc[0, "excluded"]),
+        ("p_best", 0.5 if pd.isna(p_best) else float("nan")),
+    ):
+        changed = table.copy()
+        changed.loc[0, column] = value
+        with pytest.raises(InputError, match=rf"differs from the stored table t \({column} "):
+            dn.store_runs(changed, "t", record, 0.0, tmp_path)
     with pytest.raises(InputError, match="which the sweep folder lacks: add --from-stored"):
         dn.store_runs(table[table["seed"] == 1], "t", record, 0.0, tmp_path)
     with pytest.raises(InputError, match="no finished runs to store as t"):

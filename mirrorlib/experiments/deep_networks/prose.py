@@ -10,6 +10,7 @@ from collections.abc import Collection
 
 import pandas as pd
 
+from mirrorlib.experiments.deep_networks.settings import RUN_KEYS
 from mirrorlib.potentials import potential_in_words
 from mirrorlib.words import and_list, count_of, number_in_words
 
@@ -84,7 +85,7 @@ def runs_held(runs: pd.DataFrame) -> str:
     """What a run table (:data:`COLUMNS`) holds, per network (and objective), with the seeds
     of each trained potential: ``"EfficientNet-Lite0: 30 runs (seeds per trained potential:
     2-norm 10, 3-norm 10, negative entropy 10)"``, several networks joined by ``"; "``."""
-    each_run = runs.drop_duplicates(["architecture", "objective", "trained_potential", "seed"])
+    each_run = runs.drop_duplicates(list(RUN_KEYS))
     parts = []
     for (arch, objective), rows in each_run.groupby(["architecture", "objective"], sort=False):
         seeds = rows.groupby("trained_potential", sort=False)["seed"].nunique()
@@ -131,7 +132,7 @@ def capped_listing(runs: pd.DataFrame) -> str:
     when the table holds several): ``"negative entropy, seeds 1 and 5, stopped at the cap of
     150 epochs at 99.95%"``; several groups share one cap at the end (``"...; ...: stopped at
     the cap of 150 epochs"``); ``"none"`` when every run reached 100 %."""
-    each_run = runs.drop_duplicates(["architecture", "objective", "trained_potential", "seed"])
+    each_run = runs.drop_duplicates(list(RUN_KEYS))
     capped = each_run[(each_run["objective"] == "supervised") & (each_run["train_accuracy"] < 1)]
     several = runs["architecture"].nunique() > 1
     capped = capped.assign(accuracy=[f"{a:.2%}" for a in capped["train_accuracy"]])

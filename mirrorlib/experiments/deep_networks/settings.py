@@ -14,6 +14,9 @@ from mirrorlib.recovery import InputError
 CANDIDATES = ("negative_entropy", "1.5-norm", "2-norm", "2.5-norm", "3-norm")
 """The hypothesised potentials of the paper's Fig 4."""
 
+RUN_KEYS = ("architecture", "objective", "trained_potential", "seed")
+"""The columns that name one finetuning run; a run has a row per candidate potential."""
+
 COLUMNS = (
     "architecture",
     "n_weights",

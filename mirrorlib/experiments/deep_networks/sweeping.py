@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mirrorlib import networks as nw
@@ -26,6 +27,7 @@ from mirrorlib.experiments.deep_networks.runs import (
 )
 from mirrorlib.experiments.deep_networks.settings import (
     COLUMNS,
+    RUN_KEYS,
     DeepNetworksConfig,
     RunSpec,
     run_specs,
@@ -153,10 +155,9 @@ def restore_runs(
         (s.architecture, s.objective, make_potential(s.trained_potential).name, s.seed): s
         for s in run_specs(cfg)
     }
-    keys = ["architecture", "objective", "trained_potential", "seed"]
     runs = written = 0
     chosen: dict[tuple[str, str, str], float] = {}
-    for (arch, objective, pot, seed), rows in table.groupby(keys, sort=False):
+    for (arch, objective, pot, seed), rows in table.groupby(list(RUN_KEYS), sort=False):
         spec = specs.get((arch, objective, pot, seed))
         if spec is None:
             continue
@@ -266,26 +267,23 @@ def stored_sweep(root: str | os.PathLike | None = None) -> tuple[pd.DataFrame, l
     return pd.concat([t for t, _ in parts], ignore_index=True), [p for _, p in parts]
 
 
-_RUN_KEYS = ["architecture", "objective", "trained_potential", "seed"]
-
-
 def store_runs(
     table: pd.DataFrame,
     name: str,
     record: Provenance,
-    search_seconds: float = 0.0,
+    searches_s: float = 0.0,
     root: str | os.PathLike | None = None,
 ) -> tuple[Provenance, int]:
     """Store the finished runs ``table`` (:func:`collect`'s columns) as the paper-scale table
     ``deep_networks/<name>`` (:func:`mirrorlib.stored.write_stored`) with ``record``'s commit,
     command, device, torch and date; its wall time is the sum of the runs' own times
-    (``seconds``) and ``search_seconds`` (the learning-rate searches', :func:`search_seconds`),
+    (``seconds``) and ``searches_s`` (the learning-rate searches', :func:`search_seconds`),
     and its note says what the table holds (:func:`runs_held`), then ``record.note``.
 
     Where ``name`` is stored already, every stored run must be in ``table`` with the same
     values (:class:`InputError`, naming the first that is not: a stored result is never
     replaced silently). The new record then keeps the part of the old wall time beyond its
-    runs' (the searches its runs used) in place of ``search_seconds``, and its note names the
+    runs' (the searches its runs used) in place of ``searches_s``, and its note names the
     runs added and quotes the old record. ``record`` describes the checkout and machine that
     store the table: where runs ran elsewhere or at another commit, say so in ``record.note``.
     Nothing is written when no run is new. Returns the record in force and the number of runs
@@ -294,22 +292,23 @@ def store_runs(
 
     if table.empty:
         raise InputError(f"no finished runs to store as {name}")
-    runs = table.drop_duplicates(_RUN_KEYS)
+    runs = table.drop_duplicates(list(RUN_KEYS))
     seconds = float(runs["seconds"].sum())
     try:
         old, old_record = read_stored(STORED_CHAPTER, name, root)
     except FileNotFoundError:
         searches = (
-            f" and the learning-rate searches' ({duration_in_words(search_seconds)})"
-            if search_seconds
+            f" and the learning-rate searches' ({duration_in_words(searches_s)})"
+            if searches_s
             else ""
         )
         history = f"The wall time is the sum of the runs' own times{searches}."
-        wall, added = seconds + search_seconds, runs
+        wall, added = seconds + searches_s, runs
     else:
         _check_kept(old, table, name)
-        old_runs = old.drop_duplicates(_RUN_KEYS)
-        added = runs.merge(old_runs[_RUN_KEYS], on=_RUN_KEYS, how="left", indicator=True)
+        old_runs = old.drop_duplicates(list(RUN_KEYS))
+        keys = list(RUN_KEYS)
+        added = runs.merge(old_runs[keys], on=keys, how="left", indicator=True)
         added = added[added.pop("_merge") == "left_only"]
         if added.empty:
             return old_record, 0
@@ -341,29 +340,39 @@ def search_seconds(
 
 
 def _check_kept(old: pd.DataFrame, table: pd.DataFrame, name: str) -> None:
-    """Every row of the stored table ``old`` is in ``table`` with the same values."""
-    keys = [*_RUN_KEYS, "candidate"]
+    """Every row of the stored table ``old`` is in ``table`` with the same values: strings and
+    flags equal, numbers within 1e-12 of each other relative to the larger, NaN where NaN."""
+    keys = [*RUN_KEYS, "candidate"]
     both = old.merge(table, on=keys, how="left", suffixes=("", "_now"), indicator=True)
-    for _, row in both.iterrows():
-        run = RunSpec(row["architecture"], row["trained_potential"], int(row["seed"]),
-                      row["objective"]).run_id  # fmt: skip
-        if row["_merge"] == "left_only":
+
+    def run_of(row: pd.Series) -> str:
+        return RunSpec(row["architecture"], row["trained_potential"], int(row["seed"]),
+                       row["objective"]).run_id  # fmt: skip
+
+    lacking = both[both["_merge"] == "left_only"]
+    if not lacking.empty:
+        raise InputError(
+            f"the stored table {name} has run {run_of(lacking.iloc[0])}, which the sweep folder "
+            "lacks: add --from-stored to copy the stored runs into it"
+        )
+    for column in old.columns.difference(keys):
+        was, now = both[column], both[f"{column}_now"]
+        numbers = all(
+            pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v)
+            for v in (was, now)
+        )
+        if numbers:
+            same = (was - now).abs() <= 1e-12 * np.maximum(was.abs(), now.abs())
+        else:
+            same = was == now
+        differs = ~(same | (was.isna() & now.isna()))
+        if differs.any():
+            i = differs.idxmax()
             raise InputError(
-                f"the stored table {name} has run {run}, which the sweep folder lacks: add "
-                "--from-stored to copy the stored runs into it"
+                f"run {run_of(both.loc[i])} differs from the stored table {name} ({column} "
+                f"{now[i]!r}, stored {was[i]!r}): store it under another name, or delete the "
+                "stored table"
             )
-        for column in old.columns.difference(keys):
-            was, now = row[column], row[f"{column}_now"]
-            same = (pd.isna(was) and pd.isna(now)) or (
-                was == now
-                if isinstance(was, str) or isinstance(now, str)
-                else math.isclose(was, now, rel_tol=1e-12, abs_tol=0.0)
-            )
-            if not same:
-                raise InputError(
-                    f"run {run} differs from the stored table {name} ({column} {now!r}, "
-                    f"stored {was!r}): store it under another name, or delete the stored table"
-                )
 
 
 def collect(
@@ -387,7 +396,7 @@ def collect(
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
     table = pd.concat(frames, ignore_index=True)
-    keys = ["n_weights", "architecture", "objective", "trained_potential", "seed", "candidate"]
+    keys = ["n_weights", *RUN_KEYS, "candidate"]
     return table.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
