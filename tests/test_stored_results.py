@@ -37,10 +37,13 @@ final loss of 0.02655 as stored, 0.02848 with AVX2 kernels and 0.02708 with the 
 the biology network's accuracy moves by 7e-4, the self-supervised run's loss by 2e-5 and the
 batch-norm lag's by 2e-3. The records did not name the instruction set then; these tests passed on
 those machines and fail on an AVX2-only one at the same commit, and torch's only other x86
-capability above AVX2 is AVX512. Elsewhere the tests that retrain a network are skipped, with
-this reason, except the two finetuning runs of the sweep (MLP-32, the self-supervised CNN), whose
-verdicts are checked there (:data:`OTHER_KERNELS_ATOL`); the other rows here do not depend on
-the kernels (they pass with AVX2 kernels too)."""
+capability above AVX2 is AVX512. Elsewhere the tests that retrain a network check what the
+chapters read from the rows instead, to tolerances measured with AVX2 kernels
+(:data:`OTHER_KERNELS_ATOL`, :data:`OTHER_KERNELS_BIOLOGY_RTOL`, :data:`OTHER_KERNELS_LAG_ATOL`);
+the other rows here do not depend on the kernels (they pass with AVX2 kernels too)."""
+
+SAME_KERNELS = torch.backends.cpu.get_cpu_capability() == STORED_CPU_CAPABILITY
+"""Whether this machine's torch kernels are those that trained the stored networks."""
 
 OTHER_KERNELS_ATOL = 0.02
 """Absolute tolerance on a stored sweep run's Delta-CDF columns recomputed with other CPU kernels
@@ -51,11 +54,21 @@ the stored values (3.1 % of them at most); their final losses moved by up to 13 
 self-supervised CNN's seed-0 runs (one thread) came within 1.4e-4. The check there is of the
 run's verdict: the same epochs, accuracy and best candidate, Delta-CDF within this."""
 
-same_kernels = pytest.mark.skipif(
-    torch.backends.cpu.get_cpu_capability() != STORED_CPU_CAPABILITY,
-    reason=f"retraining reproduces the stored runs only with torch's {STORED_CPU_CAPABILITY} CPU "
-    f"kernels; this machine has {torch.backends.cpu.get_cpu_capability()}",
-)
+OTHER_KERNELS_BIOLOGY_RTOL = 5e-3
+"""Relative tolerance on the biology network's retrained statistics with other CPU kernels than
+:data:`STORED_CPU_CAPABILITY`. Measured at commit f00aad6 with AVX2 kernels (the narrowest hidden
+layer, seed 0, the three networks): every statistic within 7.4e-4 of the stored one, relative
+(the Gaussian-initialised GD network's training accuracy 0.99026 against 0.98957 stored, its
+skewness of log|w| -1.3930 against -1.3935); test accuracies, weight counts, signs and sign flips
+equal."""
+
+OTHER_KERNELS_LAG_ATOL = 0.05
+"""Absolute tolerance on the batch-norm lag's accuracies with other CPU kernels than
+:data:`STORED_CPU_CAPABILITY`. Measured at commit f00aad6 with AVX2 kernels (one thread): the
+accuracy with the running statistics 0.1556 against 0.1288 stored, with recalibrated statistics
+0.4740 against 0.4816, the training loss 2.0729 against 2.0705. The check there is of the lag's
+verdict: each accuracy within this, the recalibrated one above the running one by at least half
+the stored gap, and the loss within 1 % relative."""
 
 
 @pytest.mark.parametrize("seed", [0, 29])  # the two stretches of the stored run
@@ -82,16 +95,18 @@ def test_stored_tables_hold_the_paper_preset(name):
     assert seeds == list(range(len(seeds)))  # whole seeds, from 0
 
 
-def _assert_rows_equal(again: pd.DataFrame, stored: pd.DataFrame, atol: float = 0.0) -> None:
+def _assert_rows_equal(
+    again: pd.DataFrame, stored: pd.DataFrame, atol: float = 0.0, rtol: float = RTOL
+) -> None:
     # through CSV as the stored table went (None becomes NaN, dtypes are read back)
     again = pd.read_csv(io.StringIO(again.to_csv(index=False)))[list(stored.columns)]
     pd.testing.assert_frame_equal(again, stored.reset_index(drop=True), check_exact=False,
-                                  check_dtype=False, rtol=RTOL, atol=atol)  # fmt: skip
+                                  check_dtype=False, rtol=rtol, atol=atol)  # fmt: skip
 
 
-@same_kernels
 def test_a_stored_biology_network_is_retrained():
-    # the narrowest hidden layer, seed 0, all three networks: about 10 s
+    # the narrowest hidden layer, seed 0, all three networks: about 10 s. With other CPU kernels
+    # than the stored run's, to OTHER_KERNELS_BIOLOGY_RTOL
     stored, provenance = read_stored("biology", "network_stats")
     assert provenance.wall_time_s > 0
     cfg = bio.config("paper")
@@ -100,7 +115,10 @@ def test_a_stored_biology_network_is_retrained():
     width = min(cfg.hidden_sizes)
     again = bio.run(bio.config("paper", hidden_sizes=(width,), n_seeds=1)).stats
     cell = stored[(stored["hidden_units"] == width) & (stored["seed"] == cfg.seed)]
-    _assert_rows_equal(again, cell)
+    if SAME_KERNELS:
+        _assert_rows_equal(again, cell)
+    else:
+        _assert_rows_equal(again, cell, rtol=OTHER_KERNELS_BIOLOGY_RTOL)
 
 
 def test_the_stored_geometry_checks_are_reproduced():
@@ -211,8 +229,7 @@ def test_a_stored_mlp32_finetuning_run_is_reproduced(tmp_path):
     # differs by 3e-7 (relative); seconds on two idle cores. With other CPU kernels than the
     # stored run's, its verdict is compared instead (OTHER_KERNELS_ATOL)
     spec = dn.RunSpec("mlp-32", "2-norm", 0, "supervised")
-    exact = torch.backends.cpu.get_cpu_capability() == STORED_CPU_CAPABILITY
-    _reproduce_sweep_run(spec, dn.config("paper"), 2, tmp_path, exact)
+    _reproduce_sweep_run(spec, dn.config("paper"), 2, tmp_path, SAME_KERNELS)
 
 
 def test_a_stored_self_supervised_run_is_reproduced(tmp_path):
@@ -220,14 +237,13 @@ def test_a_stored_self_supervised_run_is_reproduced(tmp_path):
     # other CPU kernels than the stored run's, its verdict is compared instead
     spec = dn.RunSpec("mnist-cnn", "3-norm", 0, "simsiam")
     cfg = dn.config("paper", objectives=("simsiam",), threads=1)
-    exact = torch.backends.cpu.get_cpu_capability() == STORED_CPU_CAPABILITY
-    _reproduce_sweep_run(spec, cfg, 1, tmp_path, exact)
+    _reproduce_sweep_run(spec, cfg, 1, tmp_path, SAME_KERNELS)
 
 
-@same_kernels
 def test_the_stored_running_statistics_lag_is_reproduced():
     # EfficientNet-Lite0's first look (2 epochs of the 30-epoch cosine) at its checkpoint's
-    # batch-norm momentum, on one thread as stored: about a minute
+    # batch-norm momentum, on one thread as stored: about a minute. With other CPU kernels than
+    # the stored run's, its verdict (OTHER_KERNELS_LAG_ATOL)
     from mirrorlib import networks as nw
     from mirrorlib.experiments.deep_networks import batch_norm as bn
 
@@ -244,7 +260,17 @@ def test_the_stored_running_statistics_lag_is_reproduced():
     again = dn.running_statistics_lag(
         dn.config("paper", threads=1), lr=bn.paper_lag_lr(), stop_after=2, **settings
     )
-    _assert_rows_equal(again.drop(columns="seconds"), first.drop(columns="seconds"))
+    if SAME_KERNELS:
+        _assert_rows_equal(again.drop(columns="seconds"), first.drop(columns="seconds"))
+        return
+    (was,), (now,) = first.to_dict("records"), again.to_dict("records")
+    assert now["epoch"] == was["epoch"] and now["train_loss"] == pytest.approx(
+        was["train_loss"], rel=0.01
+    )
+    for column in ("accuracy_running", "accuracy_recalibrated"):
+        assert now[column] == pytest.approx(was[column], abs=OTHER_KERNELS_LAG_ATOL), column
+    gap = was["accuracy_recalibrated"] - was["accuracy_running"]
+    assert now["accuracy_recalibrated"] - now["accuracy_running"] >= gap / 2
 
 
 def test_a_stored_linearisation_point_is_reproduced():
