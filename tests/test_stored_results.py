@@ -115,10 +115,7 @@ def test_a_stored_biology_network_is_retrained():
     width = min(cfg.hidden_sizes)
     again = bio.run(bio.config("paper", hidden_sizes=(width,), n_seeds=1)).stats
     cell = stored[(stored["hidden_units"] == width) & (stored["seed"] == cfg.seed)]
-    if SAME_KERNELS:
-        _assert_rows_equal(again, cell)
-    else:
-        _assert_rows_equal(again, cell, rtol=OTHER_KERNELS_BIOLOGY_RTOL)
+    _assert_rows_equal(again, cell, rtol=RTOL if SAME_KERNELS else OTHER_KERNELS_BIOLOGY_RTOL)
 
 
 def test_the_stored_geometry_checks_are_reproduced():
@@ -176,11 +173,12 @@ def test_stored_synapse_data_repetitions_are_reproduced():
     _assert_rows_equal(again, stored[(stored["n"] == n) & (stored["rep"] == 0)])
 
 
-def _reproduce_sweep_run(spec, cfg, threads: int, folder, exact: bool = True) -> None:
+def _reproduce_sweep_run(spec, cfg, threads: int, folder) -> None:
     """Pretrain the network again, finetune ``spec`` at its stored learning rate (the search is
     not rerun) on ``threads`` torch threads, and compare with the stored rows: float32 rounding
-    depends on the thread count, so it must be the sweep's. ``exact=False`` (other CPU kernels
-    than the stored run's) compares the run's verdict instead (:data:`OTHER_KERNELS_ATOL`)."""
+    depends on the thread count, so it must be the sweep's. With other CPU kernels than the
+    stored run's (not :data:`SAME_KERNELS`), compares the run's verdict instead
+    (:data:`OTHER_KERNELS_ATOL`)."""
     stored, _ = dn.stored_sweep()
     cell = stored[(stored["architecture"] == spec.architecture) & (stored["seed"] == spec.seed)
                   & (stored["trained_potential"] == spec.trained_potential)
@@ -191,7 +189,7 @@ def _reproduce_sweep_run(spec, cfg, threads: int, folder, exact: bool = True) ->
         again = dn.finetune_run(spec, cfg, "cpu", float(cell["lr"].iloc[0]), state)
     again = again.sort_values("candidate").drop(columns=["seconds"])
     cell = cell.sort_values("candidate").drop(columns=["seconds"])
-    if exact:
+    if SAME_KERNELS:
         _assert_rows_equal(again, cell)
         return
     for column in ("epochs", "train_accuracy", "n_weights", "n_samples", "lr"):
@@ -229,7 +227,7 @@ def test_a_stored_mlp32_finetuning_run_is_reproduced(tmp_path):
     # differs by 3e-7 (relative); seconds on two idle cores. With other CPU kernels than the
     # stored run's, its verdict is compared instead (OTHER_KERNELS_ATOL)
     spec = dn.RunSpec("mlp-32", "2-norm", 0, "supervised")
-    _reproduce_sweep_run(spec, dn.config("paper"), 2, tmp_path, SAME_KERNELS)
+    _reproduce_sweep_run(spec, dn.config("paper"), 2, tmp_path)
 
 
 def test_a_stored_self_supervised_run_is_reproduced(tmp_path):
@@ -237,7 +235,7 @@ def test_a_stored_self_supervised_run_is_reproduced(tmp_path):
     # other CPU kernels than the stored run's, its verdict is compared instead
     spec = dn.RunSpec("mnist-cnn", "3-norm", 0, "simsiam")
     cfg = dn.config("paper", objectives=("simsiam",), threads=1)
-    _reproduce_sweep_run(spec, cfg, 1, tmp_path, SAME_KERNELS)
+    _reproduce_sweep_run(spec, cfg, 1, tmp_path)
 
 
 def test_the_stored_running_statistics_lag_is_reproduced():

@@ -292,7 +292,8 @@ def store_runs(
 
     if table.empty:
         raise InputError(f"no finished runs to store as {name}")
-    runs = table.drop_duplicates(list(RUN_KEYS))
+    keys = list(RUN_KEYS)
+    runs = table.drop_duplicates(keys)
     seconds = float(runs["seconds"].sum())
     try:
         old, old_record = read_stored(STORED_CHAPTER, name, root)
@@ -306,8 +307,7 @@ def store_runs(
         wall, added = seconds + searches_s, runs
     else:
         _check_kept(old, table, name)
-        old_runs = old.drop_duplicates(list(RUN_KEYS))
-        keys = list(RUN_KEYS)
+        old_runs = old.drop_duplicates(keys)
         added = runs.merge(old_runs[keys], on=keys, how="left", indicator=True)
         added = added[added.pop("_merge") == "left_only"]
         if added.empty:
